@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every voicegate test on a fresh machine: installs what the tests
+# need (redis-server from Debian, the pinned npm SDKs), checks formatting and
+# vet, then runs the Go tests with the race detector. The tests start their
+# own redis-server, simulator and gateways on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "==> installing ${missing[*]}"
+	as_root apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+echo "==> npm ci (e2e: official OpenAI SDKs, pinned by e2e/package-lock.json)"
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "==> gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+echo "==> go test -race ./..."
+go test -race -count=1 -timeout 12m ./...
