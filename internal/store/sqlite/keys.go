@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+const keyColumns = `id, hash, hint, name, tiers, created_at, revoked_at`
+
+func scanKey(row interface{ Scan(...any) error }) (*store.AppKey, error) {
+	var (
+		k                store.AppKey
+		tiers            string
+		created, revoked int64
+	)
+	if err := row.Scan(&k.ID, &k.Hash, &k.Hint, &k.Name, &tiers, &created, &revoked); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(tiers), &k.Tiers); err != nil {
+		return nil, fmt.Errorf("sqlite: corrupt tiers of key %s: %w", k.ID, err)
+	}
+	k.CreatedAt, k.RevokedAt = fromNanos(created), fromNanos(revoked)
+	return &k, nil
+}
+
+// CreateKey stores k; store.ErrConflict when its id or hash is taken.
+func (s *Store) CreateKey(ctx context.Context, k *store.AppKey) error {
+	tiers, err := json.Marshal(k.Tiers)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode tiers: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, k.ID, k.Hash, k.Hint, k.Name, string(tiers), nanos(k.CreatedAt), nanos(k.RevokedAt))
+	if err != nil {
+		return unavailable("create key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return unavailable("create key", err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: key %s: %w", k.ID, store.ErrConflict)
+	}
+	return nil
+}
+
+// Key returns the app key with that id or store.ErrNotFound.
+func (s *Store) Key(ctx context.Context, id string) (*store.AppKey, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM app_keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: key %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, unavailable("key", err)
+	}
+	return k, nil
+}
+
+// KeyByHash returns the app key whose full value hashes to hash.
+func (s *Store) KeyByHash(ctx context.Context, hash string) (*store.AppKey, error) {
+	k, err := scanKey(s.stmts.keyByHash.QueryRowContext(ctx, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: key by hash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, unavailable("key by hash", err)
+	}
+	return k, nil
+}
+
+// ListKeys returns every app key, oldest first, revoked ones included.
+func (s *Store) ListKeys(ctx context.Context) ([]*store.AppKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM app_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, unavailable("list keys", err)
+	}
+	defer rows.Close()
+	var out []*store.AppKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, unavailable("list keys", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("list keys", err)
+	}
+	return out, nil
+}
+
+// RevokeKey marks the key revoked at at; a revoked key keeps its first
+// revocation time.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	return s.tx(ctx, "revoke key", func(tx *sql.Tx) error {
+		var revoked int64
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM app_keys WHERE id = ?`, id).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: revoke key %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return unavailable("revoke key", err)
+		}
+		if revoked != 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE app_keys SET revoked_at = ? WHERE id = ?`, nanos(at), id); err != nil {
+			return unavailable("revoke key", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+const ledgerColumns = `session_id, response_id, user, app_key_id, tier, model, status,
+	total_tokens, input_tokens, output_tokens, input_text_tokens, input_audio_tokens, input_image_tokens,
+	cached_tokens, cached_text_tokens, cached_audio_tokens, cached_image_tokens,
+	output_text_tokens, output_audio_tokens, cost_nanousd, at`
+
+const insertLedger = `INSERT INTO ledger (` + ledgerColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (session_id, response_id) DO NOTHING`
+
+// RecordUsage stores e unless its (session, response) pair is present; the
+// primary key makes that exact across processes.
+func (s *Store) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool, error) {
+	u := e.Usage
+	res, err := s.stmts.insertLedger.ExecContext(ctx,
+		e.SessionID, e.ResponseID, e.User, e.AppKeyID, e.Tier, e.Model, e.Status,
+		u.TotalTokens, u.InputTokens, u.OutputTokens, u.InputTextTokens, u.InputAudioTokens, u.InputImageTokens,
+		u.CachedTokens, u.CachedTextTokens, u.CachedAudioTokens, u.CachedImageTokens,
+		u.OutputTextTokens, u.OutputAudioTokens, e.CostNanoUSD, nanos(e.At))
+	if err != nil {
+		return false, unavailable("record usage", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, unavailable("record usage", err)
+	}
+	return n == 1, nil
+}
+
+// LedgerEntries returns the entries matching f, oldest first.
+func (s *Store) LedgerEntries(ctx context.Context, f store.LedgerFilter) ([]store.LedgerEntry, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.SessionID != "" {
+		add("session_id = ?", f.SessionID)
+	}
+	if f.User != "" {
+		add("user = ?", f.User)
+	}
+	if f.AppKeyID != "" {
+		add("app_key_id = ?", f.AppKeyID)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", nanos(f.Until))
+	}
+	q := `SELECT ` + ledgerColumns + ` FROM ledger`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY at, session_id, response_id`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, unavailable("ledger entries", err)
+	}
+	defer rows.Close()
+	var out []store.LedgerEntry
+	for rows.Next() {
+		var e store.LedgerEntry
+		var at int64
+		u := &e.Usage
+		if err := rows.Scan(&e.SessionID, &e.ResponseID, &e.User, &e.AppKeyID, &e.Tier, &e.Model, &e.Status,
+			&u.TotalTokens, &u.InputTokens, &u.OutputTokens, &u.InputTextTokens, &u.InputAudioTokens, &u.InputImageTokens,
+			&u.CachedTokens, &u.CachedTextTokens, &u.CachedAudioTokens, &u.CachedImageTokens,
+			&u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD, &at); err != nil {
+			return nil, unavailable("ledger entries", err)
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("ledger entries", err)
+	}
+	return out, nil
+}
+
+// AppendAudit appends e; SQLite assigns the next sequence number
+// (AUTOINCREMENT: never reused, increasing across processes). A zero At is
+// set to the store's clock.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	var detail []byte
+	if len(e.Detail) > 0 {
+		var err error
+		if detail, err = json.Marshal(e.Detail); err != nil {
+			return fmt.Errorf("sqlite: encode audit detail: %w", err)
+		}
+	}
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	_, err := s.stmts.insertAudit.ExecContext(ctx, nanos(e.At), e.Kind, e.SessionID, e.User, e.AppKeyID, e.Tier, e.Instance, string(detail))
+	if err != nil {
+		return unavailable("append audit", err)
+	}
+	return nil
+}
+
+// AuditEntries returns the entries matching f in sequence order.
+func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	where := []string{"seq > ?"}
+	args := []any{f.AfterSeq}
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
+	}
+	if f.SessionID != "" {
+		add("session_id = ?", f.SessionID)
+	}
+	if f.User != "" {
+		add("user = ?", f.User)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", nanos(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, kind, session_id, user, app_key_id, tier, instance, detail
+		FROM audit WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
+	if err != nil {
+		return nil, unavailable("audit entries", err)
+	}
+	defer rows.Close()
+	var out []store.AuditEntry
+	for rows.Next() {
+		var e store.AuditEntry
+		var at int64
+		var detail string
+		if err := rows.Scan(&e.Seq, &at, &e.Kind, &e.SessionID, &e.User, &e.AppKeyID, &e.Tier, &e.Instance, &detail); err != nil {
+			return nil, unavailable("audit entries", err)
+		}
+		e.At = fromNanos(at)
+		if detail != "" {
+			if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
+				return nil, fmt.Errorf("sqlite: corrupt audit detail %d: %w", e.Seq, err)
+			}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("audit entries", err)
+	}
+	return out, nil
+}

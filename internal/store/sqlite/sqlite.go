@@ -1,0 +1,222 @@
+// Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
+// through the pure-Go modernc.org/sqlite driver.
+//
+// Several processes may open the same file (the CLI's `sessions revoke`
+// while `serve` runs). Everything that must be atomic across handles and
+// processes — session updates, rate limits, leases, budgets — runs in
+// BEGIN IMMEDIATE transactions, which take SQLite's write lock up front, so
+// two read-modify-write sequences never interleave; busy_timeout makes a
+// second writer wait for the lock instead of failing.
+//
+// The revocation bus is the revocations table: PublishRevocation inserts a
+// row, and each subscriber polls for rows after the last id it saw (every
+// 100 ms by default, see WithPollInterval), so revocations reach every
+// process on the file within one poll interval. Rows are pruned after an
+// hour (WithRevocationRetention).
+//
+// Times are stored as Unix nanoseconds (0 for the zero time); the session
+// config, limits, app-key tiers and audit details as JSON text. Tokens and
+// keys appear only as the hashes the records carry.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/store"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Defaults of the options.
+const (
+	DefaultBusyTimeout         = 5 * time.Second
+	DefaultPollInterval        = 100 * time.Millisecond
+	DefaultReservationTTL      = 15 * time.Minute
+	DefaultRevocationRetention = time.Hour
+	defaultSessionLimit        = 100
+	defaultAuditLimit          = 1000
+)
+
+// Store is the SQLite implementation of store.Store. It is safe for
+// concurrent use; open one per process and share it.
+type Store struct {
+	db   *sql.DB
+	path string
+	now  func() time.Time
+
+	busyTimeout         time.Duration
+	pollInterval        time.Duration
+	reservationTTL      time.Duration
+	revocationRetention time.Duration
+
+	stmts statements
+	ops   atomic.Uint64 // Allow and AcquireLease calls, to pace gc
+
+	done      chan struct{} // closed by Close: subscriptions end
+	closeOnce sync.Once
+	subMu     sync.Mutex     // orders subs.Add against Close
+	subs      sync.WaitGroup // subscription goroutines
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithNow sets the clock used for rate limits, leases, budget holds and
+// revocation pruning (default time.Now). Every process on one file should
+// share a clock; the local clock of one machine does.
+func WithNow(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithBusyTimeout sets how long a writer waits for another's lock before
+// failing with store.ErrUnavailable (default 5 s).
+func WithBusyTimeout(d time.Duration) Option { return func(s *Store) { s.busyTimeout = d } }
+
+// WithPollInterval sets how often a revocation subscriber looks for new rows
+// (default 100 ms): the worst-case delivery delay across processes.
+func WithPollInterval(d time.Duration) Option { return func(s *Store) { s.pollInterval = d } }
+
+// WithReservationTTL sets how long a budget hold lives unsettled before it
+// is released on its own, so the holds of a crashed process expire (default
+// 15 min).
+func WithReservationTTL(d time.Duration) Option { return func(s *Store) { s.reservationTTL = d } }
+
+// WithRevocationRetention sets how long published revocations stay in the
+// table (default 1 h). It must exceed any subscriber's poll interval by far.
+func WithRevocationRetention(d time.Duration) Option {
+	return func(s *Store) { s.revocationRetention = d }
+}
+
+// Open opens (creating if needed) the database file at path, applies the
+// pending schema migrations and prepares the hot statements.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" || strings.Contains(path, "?") || strings.HasPrefix(path, "file:") || strings.Contains(path, ":memory:") {
+		return nil, fmt.Errorf("sqlite: invalid database path %q: need a file path", path)
+	}
+	s := &Store{
+		path:                path,
+		now:                 time.Now,
+		busyTimeout:         DefaultBusyTimeout,
+		pollInterval:        DefaultPollInterval,
+		reservationTTL:      DefaultReservationTTL,
+		revocationRetention: DefaultRevocationRetention,
+		done:                make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(s.busyTimeout.Milliseconds()))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_txlock", "immediate")
+	// A plain path (no "file:" prefix): the driver strips the query and opens
+	// the rest as a file name.
+	dsn := path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// Writers serialise on the file lock anyway; a few connections let
+	// readers and polling subscribers proceed beside a writer.
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	s.db = db
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.stmts.prepare(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// LogValue identifies the store in logs by its file path.
+func (s *Store) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("backend", "sqlite"), slog.String("path", s.path))
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close ends every subscription (closing their channels), waits for them and
+// closes the database. Calling it again is a no-op.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.subMu.Lock()
+		close(s.done)
+		s.subMu.Unlock()
+		s.subs.Wait()
+		s.stmts.close()
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("sqlite: close: %w", cerr)
+		}
+	})
+	return err
+}
+
+// DB exposes the database for read-only reports and tests.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// tx runs fn in a BEGIN IMMEDIATE transaction and commits it unless fn
+// fails. Errors of the database itself are wrapped in store.ErrUnavailable;
+// fn's own errors are returned as they are.
+func (s *Store) tx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(op, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(op, err)
+	}
+	return nil
+}
+
+// unavailable wraps a database failure so callers can fail closed; context
+// errors and the store's own sentinel errors pass through.
+func unavailable(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// nanos encodes t as Unix nanoseconds, the zero time as 0.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNanos decodes nanos.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

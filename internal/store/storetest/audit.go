@@ -1,0 +1,173 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+var auditTests = []test{
+	{"AppendOrder", testAuditAppendOrder},
+	{"Filters", testAuditFilters},
+	{"DefaultLimit", testAuditDefaultLimit},
+	{"ConcurrentAppend", testAuditConcurrentAppend},
+}
+
+func testAuditAppendOrder(t *testing.T, h *harness) {
+	a, b := h.two(t)
+	kinds := []string{"mint", "connect", "session_update", "disconnect", "revoke"}
+	for i, k := range kinds {
+		s := []store.Store{a, b}[i%2]
+		e := store.AuditEntry{
+			// Times deliberately not in append order: order is by Seq.
+			At: at(time.Duration(len(kinds)-i) * time.Second), Kind: k, SessionID: "vgs_1",
+			User: "alice", AppKeyID: "key_a", Tier: "pro", Instance: "i-1",
+			Detail: map[string]any{"reason": "test " + k, "n": "1"},
+		}
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatalf("AppendAudit(%s): %v", k, err)
+		}
+	}
+	got, err := a.AuditEntries(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(kinds) {
+		t.Fatalf("AuditEntries returned %d entries, want %d", len(got), len(kinds))
+	}
+	var prev int64
+	for i, e := range got {
+		if e.Kind != kinds[i] {
+			t.Errorf("entry %d: Kind = %s, want %s (append order)", i, e.Kind, kinds[i])
+		}
+		if e.Seq <= prev {
+			t.Errorf("entry %d: Seq = %d after %d, want increasing and positive", i, e.Seq, prev)
+		}
+		prev = e.Seq
+		if !e.At.Equal(at(time.Duration(len(kinds)-i)*time.Second)) || e.SessionID != "vgs_1" || e.User != "alice" ||
+			e.AppKeyID != "key_a" || e.Tier != "pro" || e.Instance != "i-1" {
+			t.Errorf("entry %d did not round-trip: %+v", i, e)
+		}
+		if e.Detail["reason"] != "test "+kinds[i] || e.Detail["n"] != "1" || len(e.Detail) != 2 {
+			t.Errorf("entry %d: Detail = %v", i, e.Detail)
+		}
+	}
+}
+
+func testAuditFilters(t *testing.T, h *harness) {
+	a, b := h.two(t)
+	seed := []store.AuditEntry{
+		{At: at(0), Kind: "mint", SessionID: "vgs_1", User: "alice"},
+		{At: at(1 * time.Second), Kind: "connect", SessionID: "vgs_1", User: "alice"},
+		{At: at(2 * time.Second), Kind: "mint", SessionID: "vgs_2", User: "bob"},
+		{At: at(3 * time.Second), Kind: "auth_refused"},
+		{At: at(4 * time.Second), Kind: "disconnect", SessionID: "vgs_1", User: "alice"},
+		{At: at(5 * time.Second), Kind: "revoke", SessionID: "vgs_2", User: "bob"},
+	}
+	for _, e := range seed {
+		if err := a.AppendAudit(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := b.AuditEntries(t.Context(), store.AuditFilter{})
+	if err != nil || len(all) != len(seed) {
+		t.Fatalf("AuditEntries = %d entries, %v", len(all), err)
+	}
+	seqs := make([]int64, len(all))
+	for i, e := range all {
+		seqs[i] = e.Seq
+	}
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+		want []int
+	}{
+		{"kind", store.AuditFilter{Kind: "mint"}, []int{0, 2}},
+		{"session", store.AuditFilter{SessionID: "vgs_1"}, []int{0, 1, 4}},
+		{"user", store.AuditFilter{User: "bob"}, []int{2, 5}},
+		{"since inclusive", store.AuditFilter{Since: at(4 * time.Second)}, []int{4, 5}},
+		{"until exclusive", store.AuditFilter{Until: at(2 * time.Second)}, []int{0, 1}},
+		{"after seq", store.AuditFilter{AfterSeq: seqs[3]}, []int{4, 5}},
+		{"limit takes the oldest", store.AuditFilter{Limit: 2}, []int{0, 1}},
+		{"page", store.AuditFilter{AfterSeq: seqs[1], Limit: 2}, []int{2, 3}},
+		{"kind and session", store.AuditFilter{Kind: "mint", SessionID: "vgs_2"}, []int{2}},
+		{"user after seq limit", store.AuditFilter{User: "alice", AfterSeq: seqs[0], Limit: 1}, []int{1}},
+		{"no match", store.AuditFilter{Kind: "limit"}, nil},
+		{"after last", store.AuditFilter{AfterSeq: seqs[5]}, nil},
+	}
+	for _, tc := range tests {
+		got, err := b.AuditEntries(t.Context(), tc.f)
+		if err != nil {
+			t.Fatalf("%s: AuditEntries: %v", tc.name, err)
+		}
+		var gotSeq, wantSeq []int64
+		for _, e := range got {
+			gotSeq = append(gotSeq, e.Seq)
+		}
+		for _, i := range tc.want {
+			wantSeq = append(wantSeq, seqs[i])
+		}
+		if !slices.Equal(gotSeq, wantSeq) {
+			t.Errorf("%s: AuditEntries seqs = %v, want %v", tc.name, gotSeq, wantSeq)
+		}
+	}
+}
+
+func testAuditDefaultLimit(t *testing.T, h *harness) {
+	s := h.handle(t)
+	const n = 1005
+	for i := range n {
+		if err := s.AppendAudit(t.Context(), store.AuditEntry{At: at(time.Duration(i) * time.Millisecond), Kind: "mint", SessionID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.AuditEntries(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1000 {
+		t.Fatalf("AuditEntries with Limit 0 returned %d, want the default 1000", len(got))
+	}
+	rest, err := s.AuditEntries(t.Context(), store.AuditFilter{AfterSeq: got[999].Seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != n-1000 || rest[0].SessionID != "1000" {
+		t.Errorf("next page: %d entries starting %v, want %d starting at 1000", len(rest), rest, n-1000)
+	}
+}
+
+func testAuditConcurrentAppend(t *testing.T, h *harness) {
+	a, b := h.two(t)
+	const workers, each = 4, 10
+	var wg sync.WaitGroup
+	for _, s := range []store.Store{a, b} {
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					if err := s.AppendAudit(t.Context(), store.AuditEntry{At: now(), Kind: "connect"}); err != nil {
+						t.Errorf("AppendAudit: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got, err := a.AuditEntries(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2*workers*each {
+		t.Fatalf("AuditEntries returned %d, want %d", len(got), 2*workers*each)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Fatalf("Seq not strictly increasing: %d then %d", got[i-1].Seq, got[i].Seq)
+		}
+	}
+}
