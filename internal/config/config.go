@@ -1,0 +1,265 @@
+// Package config builds voicegate's typed configuration from, in rising
+// precedence: built-in defaults, an optional YAML file (--config), the
+// environment (VOICEGATE_<FLAG>) and command-line flags. Load validates the
+// result once, at start-up, with messages that name the offending setting.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Addr     string `yaml:"addr"`     // listen address
+	Store    string `yaml:"store"`    // "sqlite:PATH" | "memory" | "redis://…"
+	Upstream string `yaml:"upstream"` // base URL of the Realtime API, or "sim"
+	// OpenAIAPIKey is the server key, read only from OPENAI_API_KEY (or
+	// VOICEGATE_OPENAI_API_KEY / the YAML file); never a flag so it does
+	// not show in process listings.
+	OpenAIAPIKey   Secret   `yaml:"openai_api_key"`
+	AdminKey       Secret   `yaml:"admin_key"`
+	TLSCert        string   `yaml:"tls_cert"`
+	TLSKey         string   `yaml:"tls_key"`
+	AllowedOrigins []string `yaml:"allowed_origins"` // empty = any origin; "*" = any
+	LogFormat      string   `yaml:"log_format"`      // json | text
+	LogLevel       string   `yaml:"log_level"`       // debug | info | warn | error
+	Instance       string   `yaml:"instance"`        // instance id (default: hostname-pid)
+	// ShutdownTimeout bounds the graceful drain of live sessions.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// Tiers by name; "default" always exists.
+	Tiers map[string]Tier `yaml:"tiers"`
+	// Prices override the built-in price table: model → USD per 1M tokens.
+	Prices map[string]Price `yaml:"prices"`
+}
+
+// Tier is the small policy of a class of sessions. internal/policy replaces
+// it with the full tier model later; keep it plain data.
+type Tier struct {
+	// TTLDefaultSeconds is expires_after.seconds when the mint omits it.
+	TTLDefaultSeconds int `yaml:"ttl_default_seconds" json:"ttl_default_seconds"`
+	// TTLMaxSeconds is the largest expires_after.seconds (≤ 7200).
+	TTLMaxSeconds int `yaml:"ttl_max_seconds" json:"ttl_max_seconds"`
+	// Models the tier may use; the first is the default model.
+	Models []string `yaml:"models" json:"models"`
+	// Transcription allows session.type "transcription".
+	Transcription bool `yaml:"transcription" json:"transcription"`
+	// Limits of every session of the tier; 0 = none.
+	MaxSessionSeconds  int     `yaml:"max_session_seconds" json:"max_session_seconds"`
+	IdleTimeoutSeconds int     `yaml:"idle_timeout_seconds" json:"idle_timeout_seconds"`
+	BudgetUSD          float64 `yaml:"budget_usd" json:"budget_usd"`
+	MaxConcurrent      int     `yaml:"max_concurrent" json:"max_concurrent"`
+}
+
+// DefaultModel is the model used when a mint names none.
+func (t Tier) DefaultModel() string {
+	if len(t.Models) == 0 {
+		return "gpt-realtime"
+	}
+	return t.Models[0]
+}
+
+// AllowsModel reports whether model is in the tier's list.
+func (t Tier) AllowsModel(model string) bool { return slices.Contains(t.Models, model) }
+
+// Price is a model's price in USD per 1M tokens; cached prices apply to the
+// cached subset of the input tokens.
+type Price struct {
+	TextIn      float64 `yaml:"text_in"`
+	TextCached  float64 `yaml:"text_cached"`
+	TextOut     float64 `yaml:"text_out"`
+	AudioIn     float64 `yaml:"audio_in"`
+	AudioCached float64 `yaml:"audio_cached"`
+	AudioOut    float64 `yaml:"audio_out"`
+	ImageIn     float64 `yaml:"image_in"`
+	ImageCached float64 `yaml:"image_cached"`
+}
+
+// Secret is a credential in the configuration: it prints as REDACTED.
+type Secret string
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "REDACTED"
+}
+
+// GoString redacts the secret in %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// DefaultTier is the built-in "default" tier.
+func DefaultTier() Tier {
+	return Tier{
+		TTLDefaultSeconds: 600,
+		TTLMaxSeconds:     7200,
+		Models:            []string{"gpt-realtime", "gpt-realtime-mini", "gpt-realtime-1.5", "gpt-realtime-2"},
+		MaxSessionSeconds: 3600,
+	}
+}
+
+// Default returns the configuration before any file, env or flag.
+func Default() *Config {
+	return &Config{
+		Addr:            ":8080",
+		Store:           "sqlite:voicegate.db",
+		Upstream:        "https://api.openai.com/v1",
+		LogFormat:       "json",
+		LogLevel:        "info",
+		ShutdownTimeout: 10 * time.Second,
+		Tiers:           map[string]Tier{"default": DefaultTier()},
+	}
+}
+
+// MinAdminKeyLen is the shortest accepted --admin-key.
+const MinAdminKeyLen = 32
+
+// Validate checks every setting and fills derived defaults (tiers inherit
+// unset fields from the default tier). Errors name the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Addr == "" {
+		bad("addr: must not be empty")
+	}
+	if _, _, err := ParseStore(c.Store); err != nil {
+		bad("store: %w", err)
+	}
+	if c.Upstream != "sim" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("upstream: %q is not an http(s) base URL or \"sim\"", c.Upstream)
+		}
+	}
+	if c.AdminKey != "" && len(c.AdminKey) < MinAdminKeyLen {
+		bad("admin_key: must be at least %d characters (got %d)", MinAdminKeyLen, len(c.AdminKey))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert and tls_key: set both or neither")
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("allowed_origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log_format: %q is not json or text", c.LogFormat)
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		bad("log_level: %w", err)
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout: must not be negative")
+	}
+	if c.Tiers == nil {
+		c.Tiers = map[string]Tier{}
+	}
+	def, ok := c.Tiers["default"]
+	if !ok {
+		def = DefaultTier()
+	} else {
+		def = inherit(def, DefaultTier())
+	}
+	c.Tiers["default"] = def
+	for name, t := range c.Tiers {
+		t = inherit(t, def)
+		c.Tiers[name] = t
+		p := "tiers." + name
+		if t.TTLMaxSeconds < 10 || t.TTLMaxSeconds > 7200 {
+			bad("%s.ttl_max_seconds: %d is outside 10–7200", p, t.TTLMaxSeconds)
+		}
+		if t.TTLDefaultSeconds < 10 || t.TTLDefaultSeconds > t.TTLMaxSeconds {
+			bad("%s.ttl_default_seconds: %d is outside 10–ttl_max_seconds (%d)", p, t.TTLDefaultSeconds, t.TTLMaxSeconds)
+		}
+		if t.MaxSessionSeconds < 0 || t.IdleTimeoutSeconds < 0 || t.BudgetUSD < 0 || t.MaxConcurrent < 0 {
+			bad("%s: limits must not be negative", p)
+		}
+		for _, m := range t.Models {
+			if m == "" {
+				bad("%s.models: empty model name", p)
+			}
+		}
+	}
+	for m, p := range c.Prices {
+		if p.TextIn < 0 || p.TextCached < 0 || p.TextOut < 0 || p.AudioIn < 0 || p.AudioCached < 0 || p.AudioOut < 0 || p.ImageIn < 0 || p.ImageCached < 0 {
+			bad("prices.%s: prices must not be negative", m)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inherit fills t's zero TTLs and models from base. Limits are not
+// inherited: zero there means "no limit".
+func inherit(t, base Tier) Tier {
+	if t.TTLDefaultSeconds == 0 {
+		t.TTLDefaultSeconds = base.TTLDefaultSeconds
+	}
+	if t.TTLMaxSeconds == 0 {
+		t.TTLMaxSeconds = base.TTLMaxSeconds
+	}
+	if t.TTLDefaultSeconds > t.TTLMaxSeconds && t.TTLMaxSeconds > 0 {
+		t.TTLDefaultSeconds = t.TTLMaxSeconds
+	}
+	if len(t.Models) == 0 {
+		t.Models = base.Models
+	}
+	return t
+}
+
+// SlogLevel parses LogLevel.
+func (c *Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// OriginAllowed reports whether a browser Origin header may connect. An
+// empty Origin (non-browser clients) is always allowed; an empty allow-list
+// allows every origin.
+func (c *Config) OriginAllowed(origin string) bool {
+	if origin == "" || len(c.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseStore splits a --store value into a kind ("sqlite", "memory",
+// "redis") and its location.
+func ParseStore(s string) (kind, location string, err error) {
+	switch {
+	case s == "memory":
+		return "memory", "", nil
+	case strings.HasPrefix(s, "sqlite:"):
+		p := strings.TrimPrefix(s, "sqlite:")
+		if p == "" {
+			return "", "", errors.New(`"sqlite:" needs a path, e.g. sqlite:voicegate.db`)
+		}
+		return "sqlite", p, nil
+	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"):
+		return "redis", s, nil
+	}
+	return "", "", fmt.Errorf("%q is not sqlite:PATH, memory or redis://…", s)
+}

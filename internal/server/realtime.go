@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/token"
+)
+
+const subprotocolKeyPrefix = "openai-insecure-api-key."
+
+// sessionToken returns the session token of a WebSocket request: the
+// Bearer header, or the browser's subprotocol credential.
+func sessionToken(r *http.Request) string {
+	if t := auth.BearerToken(r); t != "" {
+		return t
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), subprotocolKeyPrefix); ok {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// isBeta reports whether the client asked for the beta interface.
+func isBeta(r *http.Request) bool {
+	if strings.Contains(r.Header.Get("OpenAI-Beta"), "realtime=v1") {
+		return true
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if strings.TrimSpace(p) == "openai-beta.realtime-v1" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// safetyID is the stable, non-reversible user id sent upstream as
+// OpenAI-Safety-Identifier.
+func safetyID(user string) string {
+	h := sha256.Sum256([]byte("voicegate/safety-id\x00" + user))
+	return hex.EncodeToString(h[:16])
+}
+
+// handleRealtime authenticates a WebSocket session and hands it to the
+// relay: origin, token, session state and expiry, model, then the
+// one-live-connection lease held (and renewed) for the connection's life.
+func handleRealtime(s *Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := s.admit(r)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		if s.Relay == nil {
+			writeError(w, r, s.Logger, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "upstream_unavailable", Message: "No relay is configured."})
+			return
+		}
+		holder, err := randomID(s.Rand, s.Instance+"/")
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		key := "tok:" + sess.ID
+		ok, err := s.Store.AcquireLease(r.Context(), key, holder, 1, s.LeaseTTL)
+		if err != nil {
+			writeError(w, r, s.Logger, errors.Join(store.ErrUnavailable, err))
+			return
+		}
+		if !ok {
+			writeError(w, r, s.Logger, &apiError{Status: http.StatusConflict, Type: "invalid_request_error", Code: "session_in_use",
+				Message: "This session token already has a live connection."})
+			return
+		}
+		ctx, stop := context.WithCancel(context.WithoutCancel(r.Context()))
+		renewed := make(chan struct{})
+		go func() { // owner: this handler; exits when stop is called below
+			defer close(renewed)
+			t := time.NewTicker(s.LeaseTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := s.Store.RenewLease(ctx, key, holder, s.LeaseTTL); err != nil && ctx.Err() == nil {
+						s.Logger.Warn("lease renewal failed", "session_id", sess.ID, "err", err)
+					}
+				}
+			}
+		}()
+		defer func() {
+			stop()
+			<-renewed
+			if err := s.Store.ReleaseLease(context.WithoutCancel(r.Context()), key, holder); err != nil {
+				s.Logger.Warn("lease release failed", "session_id", sess.ID, "err", err)
+			}
+		}()
+		s.Relay.ServeSession(w, r, sess, isBeta(r), r.URL.Query(), safetyID(sess.User))
+	})
+}
+
+// admit runs every check before the upgrade; refusals are audited with a
+// short token id only.
+func (s *Server) admit(r *http.Request) (*store.Session, error) {
+	if !s.Config.OriginAllowed(r.Header.Get("Origin")) {
+		s.refused(r, "realtime", "origin", "")
+		return nil, forbidden("origin_not_allowed", "This origin is not allowed to connect.")
+	}
+	raw := sessionToken(r)
+	if raw == "" {
+		s.refused(r, "realtime", "missing", "")
+		return nil, unauthorized("missing_api_key", "You didn't provide a session token (Authorization: Bearer or the openai-insecure-api-key subprotocol).")
+	}
+	tok, err := token.Parse(raw)
+	if err != nil || !tok.IsSession() {
+		s.refused(r, "realtime", "malformed", token.ID(raw))
+		return nil, unauthorized("invalid_api_key", "Incorrect session token provided.")
+	}
+	ctx := r.Context()
+	sess, err := s.Store.SessionByTokenHash(ctx, tok.Hash())
+	if errors.Is(err, store.ErrNotFound) {
+		s.refused(r, "realtime", "unknown", tok.ID())
+		return nil, unauthorized("invalid_api_key", "Incorrect session token provided.")
+	}
+	if err != nil {
+		return nil, errors.Join(store.ErrUnavailable, err)
+	}
+	if reason, err := s.sessionRefusal(ctx, sess); err != nil {
+		return nil, err
+	} else if reason != "" {
+		s.refused(r, "realtime", reason, tok.ID())
+		switch reason {
+		case "expired":
+			return nil, unauthorized("token_expired", "This session token has expired.")
+		case "ended":
+			return nil, forbidden("session_ended", "This session has ended.")
+		}
+		return nil, forbidden("session_revoked", "This session has been revoked.")
+	}
+	if m := r.URL.Query().Get("model"); m != "" && m != sess.Model {
+		return nil, badRequest("model_not_allowed", "model", "The model '"+m+"' does not match this session's model '"+sess.Model+"'.")
+	}
+	return sess, nil
+}
+
+// sessionRefusal reports why a session may not connect now ("" = it may).
+func (s *Server) sessionRefusal(ctx context.Context, sess *store.Session) (string, error) {
+	switch sess.State {
+	case store.StateRevoked:
+		return "revoked", nil
+	case store.StateEnded:
+		return "ended", nil
+	}
+	if !sess.RevokedAt.IsZero() {
+		return "revoked", nil
+	}
+	// The expiry bounds the time to connect; a session that connected
+	// before may reconnect until then too.
+	if !s.Now().Before(sess.ExpiresAt) {
+		return "expired", nil
+	}
+	at, err := s.Store.UserRevokedAt(ctx, sess.User)
+	if err != nil {
+		return "", errors.Join(store.ErrUnavailable, err)
+	}
+	if !at.IsZero() && !sess.CreatedAt.After(at) {
+		return "revoked", nil
+	}
+	if sess.AppKeyID != "" {
+		k, err := s.Store.Key(ctx, sess.AppKeyID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", errors.Join(store.ErrUnavailable, err)
+		}
+		if err == nil && !k.RevokedAt.IsZero() {
+			return "revoked", nil
+		}
+	}
+	return "", nil
+}

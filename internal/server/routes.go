@@ -1,0 +1,39 @@
+package server
+
+import "net/http"
+
+// handler returns the whole HTTP surface of the gateway.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+
+	// OpenAI-compatible surface.
+	mux.Handle("POST /v1/realtime/client_secrets", handleMint(s, mintOpenAI))
+	mux.Handle("GET /v1/realtime", handleRealtime(s))
+	// Seed-compatible mint.
+	mux.Handle("POST /api/voice/session", handleMint(s, mintSeed))
+
+	// Operator API: admin key, or an app key for what it minted.
+	mux.Handle("GET /voicegate/v1/sessions", s.operator(handleListSessions(s)))
+	mux.Handle("GET /voicegate/v1/sessions/{id}", s.operator(handleGetSession(s)))
+	mux.Handle("DELETE /voicegate/v1/sessions/{id}", s.operator(handleRevokeSession(s)))
+	mux.Handle("POST /voicegate/v1/users/{user}/revoke", s.operator(handleRevokeUser(s)))
+	mux.Handle("GET /voicegate/v1/usage", s.operator(handleUsage(s)))
+	mux.Handle("GET /voicegate/v1/audit", s.operator(handleAudit(s)))
+	mux.Handle("POST /voicegate/v1/keys", s.adminOnly(handleCreateKey(s)))
+	mux.Handle("GET /voicegate/v1/keys", s.adminOnly(handleListKeys(s)))
+	mux.Handle("DELETE /voicegate/v1/keys/{id}", s.adminOnly(handleRevokeKey(s)))
+
+	// Operations.
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(s))
+	mux.Handle("GET /metrics", handleMetrics(s))
+
+	// Demo page.
+	mux.Handle("/", handleWeb(s))
+
+	// Anything else under the API prefixes gets an OpenAI envelope.
+	mux.Handle("/v1/", handleNotFound())
+	mux.Handle("/voicegate/", handleNotFound())
+
+	return recoverer(s.Logger, s.observe(mux))
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/realtime"
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+// UsageRow is one group of ledger entries.
+type UsageRow struct {
+	Key         string         `json:"key"`
+	Responses   int            `json:"responses"`
+	Usage       realtime.Usage `json:"usage"`
+	CostUSD     float64        `json:"cost_usd"`
+	CostNanoUSD int64          `json:"cost_nanousd"`
+}
+
+// GroupBy values accepted by SummarizeUsage.
+var GroupBy = []string{"user", "model", "day", "session"}
+
+// SummarizeUsage groups ledger entries by user, model, day (UTC) or
+// session, sorted by key.
+func SummarizeUsage(entries []store.LedgerEntry, groupBy string) ([]UsageRow, error) {
+	var keyOf func(store.LedgerEntry) string
+	switch groupBy {
+	case "user", "":
+		keyOf = func(e store.LedgerEntry) string { return e.User }
+	case "model":
+		keyOf = func(e store.LedgerEntry) string { return e.Model }
+	case "day":
+		keyOf = func(e store.LedgerEntry) string { return e.At.UTC().Format(time.DateOnly) }
+	case "session":
+		keyOf = func(e store.LedgerEntry) string { return e.SessionID }
+	default:
+		return nil, badRequest("invalid_value", "group_by", "group_by must be one of user, model, day, session.")
+	}
+	sums := map[string]*struct {
+		n    int
+		u    store.Usage
+		cost int64
+	}{}
+	for _, e := range entries {
+		k := keyOf(e)
+		g := sums[k]
+		if g == nil {
+			g = &struct {
+				n    int
+				u    store.Usage
+				cost int64
+			}{}
+			sums[k] = g
+		}
+		g.n++
+		g.u = g.u.Add(e.Usage)
+		g.cost += e.CostNanoUSD
+	}
+	rows := make([]UsageRow, 0, len(sums))
+	for k, g := range sums {
+		rows = append(rows, UsageRow{Key: k, Responses: g.n, Usage: Wire(g.u), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
+	}
+	slices.SortFunc(rows, func(a, b UsageRow) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	})
+	return rows, nil
+}
+
+// ParseTime accepts RFC 3339, a date (YYYY-MM-DD, UTC midnight) or Unix
+// seconds.
+func ParseTime(param, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Time{}, badRequest("invalid_value", param, fmt.Sprintf("%s must be RFC 3339, YYYY-MM-DD or Unix seconds.", param))
+}
+
+func handleUsage(s *Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := store.LedgerFilter{User: q.Get("user")}
+		var err error
+		if f.Since, err = ParseTime("since", q.Get("since")); err == nil {
+			f.Until, err = ParseTime("until", q.Get("until"))
+		}
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		if p := principalFrom(r.Context()); p.Kind == auth.KindAppKey {
+			f.AppKeyID = p.AppKeyID()
+		}
+		groupBy := q.Get("group_by")
+		if groupBy == "" {
+			groupBy = "user"
+		}
+		entries, err := s.Store.LedgerEntries(r.Context(), f)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		rows, err := SummarizeUsage(entries, groupBy)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, map[string]any{"object": "list", "group_by": groupBy, "data": rows})
+	})
+}
+
+func handleAudit(s *Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := store.AuditFilter{Kind: q.Get("kind"), SessionID: q.Get("session_id"), User: q.Get("user")}
+		var err error
+		if f.Since, err = ParseTime("since", q.Get("since")); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		if v := q.Get("limit"); v != "" {
+			if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 10000 {
+				writeError(w, r, s.Logger, badRequest("invalid_value", "limit", "limit must be an integer between 1 and 10000."))
+				return
+			}
+		}
+		entries, err := s.Store.AuditEntries(r.Context(), f)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		if p := principalFrom(r.Context()); p.Kind == auth.KindAppKey {
+			mine := entries[:0]
+			for _, e := range entries {
+				if e.AppKeyID == p.AppKeyID() {
+					mine = append(mine, e)
+				}
+			}
+			entries = mine
+		}
+		if entries == nil {
+			entries = []store.AuditEntry{}
+		}
+		encode(w, http.StatusOK, map[string]any{"object": "list", "data": entries})
+	})
+}
