@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/voicegate/voicegate/internal/meter"
+	"github.com/voicegate/voicegate/internal/realtime"
+	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/store/memory"
+)
+
+const (
+	serverKey   = "sk-test-server-key-0123456789"
+	clientToken = "ek_vg_clienttoken0123456789abcdef"
+	pinnedCfg   = `{"type":"realtime","model":"gpt-realtime","instructions":"You are pinned.","audio":{"output":{"voice":"marin"}}}`
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is an upstream, a relay in front of it and a gateway server
+// whose handler plays the server helper's part: it builds a Conn from a
+// test session and calls Serve.
+type harness struct {
+	t     testing.TB
+	up    *fakeUpstream
+	upSrv *httptest.Server
+	st    *memory.Store
+	relay *Relay
+	reg   *prometheus.Registry
+	gw    *httptest.Server
+	logs  *syncBuffer
+	sess  *store.Session
+	done  chan struct{} // one value per finished Serve
+}
+
+func newHarness(t testing.TB, up *fakeUpstream, edit func(*store.Session)) *harness {
+	t.Helper()
+	if up.key == "" {
+		up.key = serverKey
+	}
+	h := &harness{t: t, up: up, st: memory.New(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}, done: make(chan struct{}, 16)}
+	h.upSrv = httptest.NewServer(up)
+	t.Cleanup(h.upSrv.Close)
+	h.relay = &Relay{
+		Upstream:    h.upSrv.URL + "/v1",
+		APIKey:      serverKey,
+		Store:       h.st,
+		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Metrics:     NewMetrics(h.reg),
+		Instance:    "test-1",
+		AbandonWait: 2 * time.Second,
+	}
+	now := time.Now()
+	h.sess = &store.Session{
+		ID: "vgs_test1", TokenHash: "deadbeef", TokenID: "tok_abc", User: "alice", Tier: "default",
+		AppKeyID: "key_1", Model: "gpt-realtime", Config: json.RawMessage(pinnedCfg),
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), State: store.StateMinted,
+	}
+	if edit != nil {
+		edit(h.sess)
+	}
+	if err := h.st.CreateSession(context.Background(), h.sess); err != nil {
+		t.Fatal(err)
+	}
+	h.gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, err := h.st.Session(r.Context(), h.sess.ID)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		beta := r.Header.Get("OpenAI-Beta") == "realtime=v1"
+		for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+			beta = beta || strings.TrimSpace(p) == "openai-beta.realtime-v1"
+		}
+		h.relay.Serve(w, r, Conn{Session: rec, Beta: beta, Query: r.URL.Query(), SafetyID: "sid-hash-alice"})
+		h.done <- struct{}{}
+	}))
+	t.Cleanup(h.gw.Close)
+	return h
+}
+
+func (h *harness) dial(ctx context.Context, protos ...string) *websocket.Conn {
+	h.t.Helper()
+	if len(protos) == 0 {
+		protos = []string{"realtime", "openai-insecure-api-key." + clientToken}
+	}
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.gw.URL, "http")+"/v1/realtime?model=gpt-realtime", &websocket.DialOptions{Subprotocols: protos})
+	if err != nil {
+		h.t.Fatalf("dial gateway: %v", err)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "realtime" {
+		h.t.Errorf("selected subprotocol = %q, want realtime", got)
+	}
+	c.SetReadLimit(16 << 20)
+	return c
+}
+
+// waitServed waits for Serve to return.
+func (h *harness) waitServed() {
+	h.t.Helper()
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("Serve did not return")
+	}
+}
+
+// client wraps a test client connection and remembers every frame.
+type client struct {
+	t      testing.TB
+	c      *websocket.Conn
+	frames []string
+}
+
+func (c *client) send(ctx context.Context, ev string) {
+	c.t.Helper()
+	if err := c.c.Write(ctx, websocket.MessageText, []byte(ev)); err != nil {
+		c.t.Fatalf("client write: %v", err)
+	}
+}
+
+// until reads frames until one of type typ and returns it.
+func (c *client) until(ctx context.Context, typ string) []byte {
+	c.t.Helper()
+	for {
+		_, b, err := c.c.Read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		c.frames = append(c.frames, string(b))
+		if got, _ := realtime.EventType(b); got == typ {
+			return b
+		}
+	}
+}
+
+// closed reads until the connection closes and returns the close error and
+// the error events seen.
+func (c *client) closed(ctx context.Context) (websocket.CloseError, []realtime.ErrorEventData) {
+	c.t.Helper()
+	var errs []realtime.ErrorEventData
+	for {
+		_, b, err := c.c.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				c.t.Fatalf("connection ended without a close frame: %v", err)
+			}
+			return ce, errs
+		}
+		c.frames = append(c.frames, string(b))
+		if typ, _ := realtime.EventType(b); typ == "error" {
+			e, _ := realtime.DecodeErrorEvent(b)
+			errs = append(errs, e)
+		}
+	}
+}
+
+func audioAppend(ms int) string {
+	pcm := make([]byte, ms*48)
+	return fmt.Sprintf(`{"type":"input_audio_buffer.append","audio":%q}`, base64.StdEncoding.EncodeToString(pcm))
+}
+
+// assertLedgerMatches checks the gateway ledger against the upstream's:
+// same responses, status and usage, and costs from the meter.
+func (h *harness) assertLedgerMatches(want int) []store.LedgerEntry {
+	h.t.Helper()
+	got, err := h.st.LedgerEntries(context.Background(), store.LedgerFilter{SessionID: h.sess.ID})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	upl := h.up.Ledger()
+	if len(got) != want || len(upl) != want {
+		h.t.Fatalf("gateway ledger has %d entries, upstream %d; want %d", len(got), len(upl), want)
+	}
+	byID := map[string]store.LedgerEntry{}
+	for _, e := range got {
+		byID[e.ResponseID] = e
+	}
+	tab := meter.DefaultTable()
+	for _, u := range upl {
+		e, ok := byID[u.ResponseID]
+		if !ok {
+			h.t.Errorf("upstream response %s missing from the ledger", u.ResponseID)
+			continue
+		}
+		if e.Usage != u.Usage.Flat() || e.Status != u.Status || e.Model != u.Model {
+			h.t.Errorf("ledger %s = %+v; upstream %+v", u.ResponseID, e, u)
+		}
+		if cost, _ := tab.Cost(u.Model, u.Usage.Flat()); e.CostNanoUSD != cost || cost == 0 {
+			h.t.Errorf("cost of %s = %d, want %d (non-zero)", u.ResponseID, e.CostNanoUSD, cost)
+		}
+		if e.User != "alice" || e.AppKeyID != "key_1" || e.Tier != "default" || e.SessionID != h.sess.ID {
+			h.t.Errorf("ledger attribution = %+v", e)
+		}
+	}
+	return got
+}
+
+func (h *harness) assertNoSecrets(frames []string) {
+	h.t.Helper()
+	for _, f := range frames {
+		if strings.Contains(f, serverKey) || strings.Contains(f, clientToken) {
+			h.t.Fatalf("client frame leaks a secret: %s", f)
+		}
+	}
+	logs := h.logs.String()
+	if strings.Contains(logs, serverKey) || strings.Contains(logs, clientToken) {
+		h.t.Fatalf("logs leak a secret: %s", logs)
+	}
+	audit, _ := h.st.AuditEntries(context.Background(), store.AuditFilter{})
+	b, _ := json.Marshal(audit)
+	if strings.Contains(string(b), serverKey) || strings.Contains(string(b), clientToken) {
+		h.t.Fatalf("audit leaks a secret: %s", b)
+	}
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}

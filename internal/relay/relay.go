@@ -1,0 +1,367 @@
+// Package relay is the live-session data path: one WebSocket from a client
+// relayed to the upstream Realtime API with the server's key, the pinned
+// session config applied first, every response.done metered into the
+// ledger, and the session governed (revocation, duration, idleness,
+// shutdown) from one place.
+//
+// A Relay is used like httputil.ReverseProxy: its exported fields are the
+// extension points, each zero value a sensible default, and Serve reads top
+// to bottom in the order a session flows.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/voicegate/voicegate/internal/meter"
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+// Defaults of the zero-valued fields of Relay.
+const (
+	DefaultAbandonWait = 5 * time.Second
+	DefaultReadLimit   = 16 << 20
+	dialTimeout        = 10 * time.Second
+	pinTimeout         = 10 * time.Second
+	clientWriteTimeout = 10 * time.Second
+	// closingWriteTimeout bounds the final error event so revocation closes
+	// a stalled client within a second.
+	closingWriteTimeout = 500 * time.Millisecond
+	closeWait           = 5 * time.Second
+)
+
+// Relay relays live Realtime sessions to the upstream API.
+type Relay struct {
+	// Upstream is the API base URL, e.g. "https://api.openai.com/v1"; the
+	// WebSocket URL is the same with scheme ws/wss and "/realtime" appended.
+	Upstream string
+	// APIKey is the server key sent upstream as a Bearer token.
+	APIKey Secret
+	// HTTPClient performs the upstream dial (custom TLS roots in tests);
+	// nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Store receives session state, ledger entries and audit records; it
+	// is required.
+	Store store.Store
+	// Prices values each response; nil means meter.DefaultTable().
+	Prices meter.Table
+	// Logger receives connect/disconnect lines; nil discards.
+	Logger *slog.Logger
+	// Metrics, when non-nil, is updated for every session and frame.
+	Metrics *Metrics
+	// Instance identifies this gateway instance in audit records.
+	Instance string
+	// Now is the clock for accounting; nil means time.Now.
+	Now func() time.Time
+	// AbandonWait bounds the wait for response.done after a response was
+	// cancelled because the client went away or the session was closed;
+	// 0 means 5 s.
+	AbandonWait time.Duration
+	// ReadLimit is the largest frame accepted from either side; 0 means
+	// 16 MiB (appends up to 15 MiB are legal upstream).
+	ReadLimit int64
+	// Govern, when set, returns the Governor of a session (policy firewall,
+	// budgets); it is called once per connection. nil means every client
+	// event is relayed as is.
+	Govern func(*store.Session) Governor
+
+	initOnce   sync.Once
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	mu       sync.Mutex
+	live     map[*session]struct{}
+	shutting bool
+	wg       sync.WaitGroup
+}
+
+// Governor decides on one session's client events and hears of its metered
+// responses. Implementations must be safe for use by one session's pumps
+// (ClientEvent and ResponseDone may run concurrently).
+type Governor interface {
+	// ClientEvent is called for every client frame before it goes upstream,
+	// with its sniffed type ("" when the frame is not a JSON object with a
+	// string type). It returns the frame to forward (possibly rewritten), or
+	// a nil frame and an error event to send the client instead.
+	ClientEvent(ctx context.Context, eventType string, frame []byte) (forward, refusal []byte)
+	// ResponseDone is called once per response recorded in the ledger (to
+	// settle budget reservations).
+	ResponseDone(ctx context.Context, e store.LedgerEntry)
+}
+
+// ResponseWatcher is optionally implemented by a Governor to hear of every
+// response that starts upstream, including those the server's turn
+// detection starts on its own (to reserve budget for them).
+type ResponseWatcher interface {
+	ResponseCreated(ctx context.Context, responseID string)
+}
+
+// Conn is one authenticated client connection handed to Serve.
+type Conn struct {
+	// Session is the authenticated session; its state was checked by the
+	// caller.
+	Session *store.Session
+	// Beta selects the beta interface upstream (OpenAI-Beta: realtime=v1,
+	// from the header or the openai-beta.realtime-v1 subprotocol).
+	Beta bool
+	// Query is forwarded upstream as is (model, intent).
+	Query url.Values
+	// SafetyID is sent upstream as OpenAI-Safety-Identifier when non-empty.
+	SafetyID string
+}
+
+func (r *Relay) init() {
+	r.initOnce.Do(func() {
+		r.base, r.cancelBase = context.WithCancel(context.Background())
+		r.live = make(map[*session]struct{})
+	})
+}
+
+func (r *Relay) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Relay) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Relay) prices() meter.Table {
+	if r.Prices != nil {
+		return r.Prices
+	}
+	return meter.DefaultTable()
+}
+
+func (r *Relay) abandonWait() time.Duration {
+	if r.AbandonWait > 0 {
+		return r.AbandonWait
+	}
+	return DefaultAbandonWait
+}
+
+func (r *Relay) readLimit() int64 {
+	if r.ReadLimit > 0 {
+		return r.ReadLimit
+	}
+	return DefaultReadLimit
+}
+
+// Serve relays one client session. It dials upstream first (failure: HTTP
+// 502 or 503 with the OpenAI error envelope, code upstream_unavailable, and
+// no upgrade), then accepts the client WebSocket on w/req (answering the
+// subprotocol "realtime" when offered, echoing no credential), applies the
+// pinned config, relays both ways, meters every response.done, writes
+// connect/disconnect audit records and session state, and returns when both
+// sides are done. Origin and authentication checks are the caller's job.
+func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
+	r.init()
+	log := r.logger().With("session_id", c.Session.ID, "token_id", c.Session.TokenID, "user", c.Session.User)
+	if r.isShutting() {
+		writeError(w, http.StatusServiceUnavailable, "upstream_unavailable", "the gateway is shutting down")
+		return
+	}
+
+	// Dial upstream before upgrading, so a dead upstream is a plain HTTP
+	// error the client's SDK can report.
+	start := time.Now()
+	up, status, err := r.dial(req.Context(), c)
+	if err != nil {
+		r.Metrics.error("upstream_unavailable")
+		log.Warn("upstream dial failed", "err", err, "upstream_status", status)
+		code := http.StatusServiceUnavailable
+		if status != 0 {
+			code = http.StatusBadGateway
+		}
+		writeError(w, code, "upstream_unavailable", "the upstream Realtime API is unavailable")
+		return
+	}
+	dialed := time.Since(start)
+	r.Metrics.dialed(dialed.Seconds())
+	up.SetReadLimit(r.readLimit())
+
+	// The origin was checked by the caller; only "realtime" is ever
+	// selected, so the credential subprotocol is never echoed.
+	client, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+		Subprotocols:       []string{"realtime"},
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		r.Metrics.error("accept_failed")
+		log.Info("client websocket accept failed", "err", err)
+		_ = up.Close(websocket.StatusGoingAway, "client handshake failed")
+		return
+	}
+	client.SetReadLimit(r.readLimit())
+
+	s := r.newSession(c, client, up, log)
+	if !r.register(s) {
+		_ = client.Close(websocket.StatusGoingAway, "going_away")
+		_ = up.Close(websocket.StatusGoingAway, "")
+		return
+	}
+	defer r.unregister(s)
+	s.run(dialed)
+}
+
+// dial opens the upstream WebSocket; status is the upstream HTTP status
+// when it answered the handshake with an error.
+func (r *Relay) dial(ctx context.Context, c Conn) (*websocket.Conn, int, error) {
+	u, err := realtimeURL(r.Upstream, c.Query)
+	if err != nil {
+		return nil, 0, err
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+string(r.APIKey))
+	if c.SafetyID != "" {
+		h.Set("OpenAI-Safety-Identifier", c.SafetyID)
+	}
+	if c.Beta {
+		h.Set("OpenAI-Beta", "realtime=v1")
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	hc := r.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		// The error text of coder/websocket names the URL, never headers.
+		return nil, status, err
+	}
+	return conn, 0, nil
+}
+
+// realtimeURL maps an API base URL to its Realtime WebSocket URL.
+func realtimeURL(base string, q url.Values) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "https", "wss":
+		u.Scheme = "wss"
+	case "http", "ws":
+		u.Scheme = "ws"
+	default:
+		return "", errors.New("relay: upstream url must be http(s) or ws(s)")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/realtime"
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// writeError writes the OpenAI error envelope.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"type": "voicegate_error", "code": code, "message": message, "param": nil,
+	}})
+}
+
+func (r *Relay) isShutting() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shutting
+}
+
+func (r *Relay) register(s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutting {
+		return false
+	}
+	r.live[s] = struct{}{}
+	r.wg.Add(1)
+	return true
+}
+
+func (r *Relay) unregister(s *session) {
+	r.mu.Lock()
+	delete(r.live, s)
+	r.mu.Unlock()
+	r.wg.Done()
+}
+
+// CloseSessions closes every live connection on this instance whose
+// session matches: the client gets the error event {code: reason, message}
+// and a close with code (1008 for policy) at once; an in-flight response is
+// cancelled upstream and metered before the upstream side closes. It returns
+// how many sessions it closed.
+func (r *Relay) CloseSessions(match func(*store.Session) bool, code websocket.StatusCode, reason, message string) int {
+	r.init()
+	r.mu.Lock()
+	var hit []*session
+	for s := range r.live {
+		if match(s.rec) {
+			hit = append(hit, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range hit {
+		s.terminate(endCause{by: byGateway, code: code, reason: reason, message: message})
+	}
+	return len(hit)
+}
+
+// LiveCount reports the live sessions on this instance.
+func (r *Relay) LiveCount() int {
+	r.init()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.live)
+}
+
+// IsLive reports whether session id has a live connection on this instance.
+func (r *Relay) IsLive(sessionID string) bool {
+	r.init()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.live {
+		if s.rec.ID == sessionID {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown refuses new sessions, closes every live one with 1001
+// "going_away" after settling its in-flight responses, and waits for them,
+// bounded by ctx. When ctx ends first, the remaining connections are cut.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.init()
+	r.mu.Lock()
+	r.shutting = true
+	r.mu.Unlock()
+	r.CloseSessions(func(*store.Session) bool { return true }, websocket.StatusGoingAway, "going_away", "the gateway is shutting down")
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		r.cancelBase()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,393 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/voicegate/voicegate/internal/realtime"
+	"github.com/voicegate/voicegate/internal/store"
+)
+
+// Who ended a session.
+const (
+	byClient   = "client"
+	byUpstream = "upstream"
+	byGateway  = "gateway"
+)
+
+// endCause says why and how a session ends.
+type endCause struct {
+	by      string
+	code    websocket.StatusCode
+	reason  string // close reason; for the gateway, the error code
+	message string // gateway only: the error event's message
+}
+
+// session is one live connection: the two sockets, the state both pumps
+// share, and the totals for the disconnect record. Its supervisor (run)
+// owns every goroutine it starts.
+type session struct {
+	r      *Relay
+	rec    *store.Session
+	conn   Conn
+	client *websocket.Conn
+	up     *websocket.Conn
+	log    *slog.Logger
+	gov    Governor
+
+	ctx    context.Context // pumps' reads; cancelled at the very end
+	cancel context.CancelFunc
+
+	kill       chan endCause // buffered 1: the first terminate wins
+	stopping   chan struct{} // closed by the first terminate
+	stopOnce   sync.Once
+	clientDone chan error // buffered 1
+	upDone     chan error // buffered 1
+	meterCh    chan store.LedgerEntry
+
+	clientGone atomic.Bool
+	lastClient atomic.Int64 // unix nanos of the last client frame
+
+	mu        sync.Mutex
+	model     string
+	inflight  map[string]bool
+	idle      chan struct{} // closed while no response is in flight
+	usage     store.Usage
+	cost      int64
+	responses int
+	started   time.Time
+}
+
+func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger) *session {
+	ctx, cancel := context.WithCancel(r.base)
+	s := &session{
+		r: r, rec: c.Session, conn: c, client: client, up: up, log: log,
+		ctx: ctx, cancel: cancel,
+		kill:       make(chan endCause, 1),
+		stopping:   make(chan struct{}),
+		clientDone: make(chan error, 1),
+		upDone:     make(chan error, 1),
+		meterCh:    make(chan store.LedgerEntry, 64),
+		model:      c.Session.Model,
+		inflight:   map[string]bool{},
+		idle:       make(chan struct{}),
+	}
+	close(s.idle)
+	if r.Govern != nil {
+		s.gov = r.Govern(c.Session)
+	}
+	return s
+}
+
+// terminate asks the supervisor to end the session; later requests are
+// ignored.
+func (s *session) terminate(c endCause) {
+	select {
+	case s.kill <- c:
+	default:
+	}
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// run is the supervisor: connect bookkeeping, pinning, the pumps, then the
+// ending that the first event decides.
+func (s *session) run(dialed time.Duration) {
+	s.started = s.r.now()
+	s.lastClient.Store(time.Now().UnixNano())
+	s.connected(dialed)
+
+	var meterWG sync.WaitGroup
+	meterWG.Add(1)
+	go func() { defer meterWG.Done(); s.meterLoop() }()
+
+	cause, pinned := s.pinOrFail()
+	if !pinned {
+		select {
+		case cause = <-s.kill: // pinning was interrupted by CloseSessions or Shutdown
+		default:
+		}
+	}
+	var pumps sync.WaitGroup
+	if pinned {
+		pumps.Add(2)
+		go func() { defer pumps.Done(); s.clientDone <- s.clientPump() }()
+		go func() { defer pumps.Done(); s.upDone <- s.upstreamPump() }()
+		cause = s.wait()
+	}
+	s.finish(cause, pinned)
+
+	// Both sockets are closed or closing: bound the pumps' exit, then cut.
+	exited := make(chan struct{})
+	go func() { pumps.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(closeWait):
+		_ = s.client.CloseNow()
+		_ = s.up.CloseNow()
+	}
+	s.cancel()
+	<-exited
+	close(s.meterCh)
+	meterWG.Wait()
+	s.disconnected(cause)
+}
+
+// wait blocks until something ends the session and returns why, enforcing
+// the duration and idle limits meanwhile.
+func (s *session) wait() endCause {
+	var expire, warn, idle <-chan time.Time
+	lim := s.rec.Limits
+	if lim.MaxSessionSeconds > 0 {
+		left := time.Duration(float64(lim.MaxSessionSeconds)*float64(time.Second)) -
+			time.Duration(s.rec.LiveSeconds*float64(time.Second))
+		lead := min(30*time.Second, time.Duration(lim.MaxSessionSeconds)*time.Second/3)
+		t := time.NewTimer(max(left, 0))
+		defer t.Stop()
+		expire = t.C
+		if left > 0 { // within the lead already: warn at once
+			w := time.NewTimer(max(left-lead, 0))
+			defer w.Stop()
+			warn = w.C
+		}
+	}
+	var idleTimer *time.Timer
+	idleAfter := time.Duration(lim.IdleTimeoutSeconds) * time.Second
+	if idleAfter > 0 {
+		idleTimer = time.NewTimer(idleAfter)
+		defer idleTimer.Stop()
+		idle = idleTimer.C
+	}
+	for {
+		select {
+		case err := <-s.clientDone:
+			if errors.Is(err, errUpstreamGone) {
+				select {
+				case err = <-s.upDone:
+				case <-time.After(closeWait):
+				}
+				return upstreamCause(err)
+			}
+			return clientCause(err)
+		case err := <-s.upDone:
+			return upstreamCause(err)
+		case c := <-s.kill:
+			return c
+		case <-warn:
+			warn = nil
+			s.writeClient(realtime.ErrorEvent("session_expiring", "the session reaches its maximum duration soon", ""))
+		case <-expire:
+			return endCause{by: byGateway, code: websocket.StatusPolicyViolation, reason: "session_expired",
+				message: "the session reached its maximum duration"}
+		case <-idle:
+			quiet := time.Since(time.Unix(0, s.lastClient.Load()))
+			if quiet >= idleAfter {
+				return endCause{by: byGateway, code: websocket.StatusPolicyViolation, reason: "idle_timeout",
+					message: "the session was idle for too long"}
+			}
+			idleTimer.Reset(idleAfter - quiet)
+		}
+	}
+}
+
+func clientCause(err error) endCause {
+	code := websocket.CloseStatus(err)
+	var ce websocket.CloseError
+	reason := ""
+	if errors.As(err, &ce) {
+		reason = ce.Reason
+	}
+	return endCause{by: byClient, code: code, reason: reason}
+}
+
+func upstreamCause(err error) endCause {
+	code := websocket.CloseStatus(err)
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return endCause{by: byUpstream, code: code, reason: ce.Reason}
+	}
+	return endCause{by: byUpstream, code: -1, reason: "upstream_unavailable", message: "the upstream connection was lost"}
+}
+
+// sendable maps a received close code to one that may be sent on the wire
+// (1005, 1006 and 1015 are reserved for reporting).
+func sendable(code websocket.StatusCode) websocket.StatusCode {
+	switch {
+	case code == websocket.StatusNoStatusRcvd || code == -1 || code == websocket.StatusAbnormalClosure || code == websocket.StatusTLSHandshake:
+		return websocket.StatusNormalClosure
+	case code < 1000 || code > 4999 || (code > 1014 && code < 3000):
+		return websocket.StatusNormalClosure
+	}
+	return code
+}
+
+// finish closes both sides as cause demands. Every path settles in-flight
+// responses before the upstream side closes, except when upstream itself
+// ended.
+func (s *session) finish(c endCause, pinned bool) {
+	switch c.by {
+	case byClient:
+		s.clientGone.Store(true)
+		_ = s.client.CloseNow()
+		if s.settle() {
+			_ = s.up.Close(websocket.StatusNormalClosure, "")
+		} else {
+			_ = s.up.Close(sendable(c.code), c.reason)
+		}
+	case byUpstream:
+		if c.code == -1 {
+			s.r.Metrics.error("upstream_unavailable")
+			s.writeClientWithin(realtime.ErrorEvent("upstream_unavailable", c.message, ""), closingWriteTimeout)
+			_ = s.client.Close(websocket.StatusInternalError, "upstream_unavailable")
+		} else {
+			_ = s.client.Close(sendable(c.code), c.reason)
+		}
+		_ = s.up.CloseNow()
+	case byGateway:
+		s.r.Metrics.error(c.reason)
+		s.writeClientWithin(realtime.ErrorEvent(c.reason, c.message, ""), closingWriteTimeout)
+		s.clientGone.Store(true)
+		var closing sync.WaitGroup
+		closing.Add(1)
+		go func() { defer closing.Done(); _ = s.client.Close(c.code, c.reason) }()
+		if pinned {
+			s.settle()
+		}
+		_ = s.up.Close(websocket.StatusNormalClosure, "")
+		closing.Wait()
+	}
+}
+
+// settle cancels every in-flight response upstream and waits, bounded by
+// AbandonWait, for their response.done so they are metered. It reports
+// whether anything was in flight.
+func (s *session) settle() bool {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.r.abandonWait())
+	defer cancel()
+	for _, id := range ids {
+		ev, _ := json.Marshal(map[string]string{"type": realtime.TypeResponseCancel, "event_id": realtime.NewID("vg_cancel_"), "response_id": id})
+		if err := s.up.Write(ctx, websocket.MessageText, ev); err != nil {
+			break
+		}
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		s.log.Warn("abandoned response not settled in time", "responses", ids)
+		s.r.Metrics.error("abandon_timeout")
+	}
+	return true
+}
+
+// writeClient sends a frame to the client unless it is gone; a failed or
+// slow write marks it gone.
+func (s *session) writeClient(frame []byte) { s.writeClientWithin(frame, clientWriteTimeout) }
+
+// writeClientWithin is writeClient with a bound on the write (a closing
+// session must not wait long on a stalled client).
+func (s *session) writeClientWithin(frame []byte, d time.Duration) {
+	if s.clientGone.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, d)
+	defer cancel()
+	if err := s.client.Write(ctx, websocket.MessageText, frame); err != nil {
+		s.clientGone.Store(true)
+	}
+}
+
+// connected records the session as live.
+func (s *session) connected(dialed time.Duration) {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	now := s.started
+	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, func(rec *store.Session) error {
+		rec.State = store.StateLive
+		rec.Transport = "websocket"
+		if rec.StartedAt.IsZero() {
+			rec.StartedAt = now
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("session state update failed", "err", err)
+	}
+	s.audit(ctx, "connect", map[string]any{
+		"transport": "websocket", "model": s.rec.Model, "beta": s.conn.Beta,
+		"upstream_dial_ms": dialed.Milliseconds(),
+	})
+	s.r.Metrics.liveAdd(1)
+	s.log.Info("session connected", "model", s.rec.Model, "beta", s.conn.Beta, "upstream_dial_ms", dialed.Milliseconds())
+}
+
+// disconnected records the end: state, live seconds, audit, log, metrics.
+func (s *session) disconnected(c endCause) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	end := s.r.now()
+	dur := end.Sub(s.started).Seconds()
+	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, func(rec *store.Session) error {
+		rec.LiveSeconds += dur
+		switch {
+		case rec.State == store.StateRevoked || rec.State == store.StateEnded:
+			// Decided elsewhere (revocation): keep it.
+		case c.by == byGateway && c.reason == "session_revoked":
+			rec.State = store.StateRevoked
+			if rec.RevokedAt.IsZero() {
+				rec.RevokedAt = end
+			}
+			rec.EndedAt, rec.EndReason = end, c.reason
+		case c.by == byGateway && (c.reason == "session_expired" || c.reason == "budget_exceeded"),
+			!rec.ExpiresAt.IsZero() && !end.Before(rec.ExpiresAt):
+			rec.State = store.StateEnded
+			rec.EndedAt, rec.EndReason = end, c.reason
+			if rec.EndReason == "" {
+				rec.EndReason = "token_expired"
+			}
+		default:
+			rec.State = store.StateIdle
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("session state update failed", "err", err)
+	}
+	s.mu.Lock()
+	usage, cost, n := s.usage, s.cost, s.responses
+	s.mu.Unlock()
+	code := int(c.code)
+	s.audit(ctx, "disconnect", map[string]any{
+		"by": c.by, "close_code": code, "reason": c.reason,
+		"duration_seconds": dur, "responses": n, "usage": usage, "cost_nanousd": cost,
+	})
+	s.r.Metrics.liveAdd(-1)
+	s.log.Info("session disconnected", "by", c.by, "close_code", code, "reason", c.reason,
+		"duration_seconds", dur, "responses", n, "total_tokens", usage.TotalTokens, "cost_nanousd", cost)
+}
+
+func (s *session) audit(ctx context.Context, kind string, detail map[string]any) {
+	err := s.r.Store.AppendAudit(ctx, store.AuditEntry{
+		At: s.r.now(), Kind: kind, SessionID: s.rec.ID, User: s.rec.User,
+		AppKeyID: s.rec.AppKeyID, Tier: s.rec.Tier, Instance: s.r.Instance, Detail: detail,
+	})
+	if err != nil {
+		s.log.Error("audit append failed", "kind", kind, "err", fmt.Errorf("relay: %w", err))
+	}
+}
