@@ -1,0 +1,438 @@
+package login
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+var t0 = time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+
+type testKey struct {
+	kid  string
+	alg  jwa.SignatureAlgorithm
+	priv jwk.Key
+	pub  jwk.Key
+}
+
+func newKey(t *testing.T, kind, kid string) testKey {
+	t.Helper()
+	var (
+		raw any
+		alg jwa.SignatureAlgorithm
+	)
+	switch kind {
+	case "rsa":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, alg = k, jwa.RS256()
+	case "ec":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, alg = k, jwa.ES256()
+	case "ed":
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, alg = k, jwa.EdDSA()
+	}
+	priv, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := priv.Set(jwk.KeyIDKey, kid); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := priv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{kid: kid, alg: alg, priv: priv, pub: pub}
+}
+
+func jwksJSON(t *testing.T, keys ...testKey) []byte {
+	t.Helper()
+	set := jwk.NewSet()
+	for _, k := range keys {
+		if err := set.AddKey(k.pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type claims struct {
+	sub, iss, aud, tier string
+	exp, nbf            time.Time
+	noExp               bool
+}
+
+func goodClaims() claims {
+	return claims{sub: "alice", iss: "https://idp.example", aud: "voicegate", tier: "pro", exp: t0.Add(time.Hour)}
+}
+
+func build(t *testing.T, c claims) jwt.Token {
+	t.Helper()
+	b := jwt.NewBuilder().Subject(c.sub).Issuer(c.iss).Audience([]string{c.aud}).IssuedAt(t0.Add(-time.Minute))
+	if !c.noExp {
+		b = b.Expiration(c.exp)
+	}
+	if !c.nbf.IsZero() {
+		b = b.NotBefore(c.nbf)
+	}
+	if c.tier != "" {
+		b = b.Claim("plan", c.tier)
+	}
+	tok, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func sign(t *testing.T, c claims, k testKey) string {
+	t.Helper()
+	out, err := jwt.Sign(build(t, c), jwt.WithKey(k.alg, k.priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func signHS(t *testing.T, c claims, secret []byte) string {
+	t.Helper()
+	out, err := jwt.Sign(build(t, c), jwt.WithKey(jwa.HS256(), secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// rawToken assembles a compact JWS by hand, for algorithms the library
+// would refuse to produce.
+func rawToken(t *testing.T, header map[string]any, c claims, sig func(signingInput string) []byte) string {
+	t.Helper()
+	h, _ := json.Marshal(header)
+	p, err := json.Marshal(build(t, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig(in))
+}
+
+func hs256(secret []byte) func(string) []byte {
+	return func(in string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(in))
+		return m.Sum(nil)
+	}
+}
+
+func request(tok string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/v1/realtime/client_secrets", nil)
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return r
+}
+
+var secret = []byte("0123456789abcdef0123456789abcdef-hs256-test")
+
+func TestJWTAcceptsValidTokens(t *testing.T) {
+	rsaK, ecK, edK := newKey(t, "rsa", "r1"), newKey(t, "ec", "e1"), newKey(t, "ed", "d1")
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(file, jwksJSON(t, rsaK, ecK, edK), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewJWT(JWTConfig{HS256Secret: secret, JWKSFile: file, Issuer: "https://idp.example", Audience: "voicegate", TierClaim: "plan", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{
+		"HS256": signHS(t, goodClaims(), secret),
+		"RS256": sign(t, goodClaims(), rsaK),
+		"ES256": sign(t, goodClaims(), ecK),
+		"EdDSA": sign(t, goodClaims(), edK),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := a.Authenticate(context.Background(), request(tok))
+			if err != nil {
+				t.Fatalf("Authenticate: %v", err)
+			}
+			if want := (Identity{User: "alice", Tier: "pro"}); got != want {
+				t.Fatalf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestJWTRefusals(t *testing.T) {
+	rsaK, ecK := newKey(t, "rsa", "r1"), newKey(t, "ec", "e1")
+	other := newKey(t, "rsa", "r1") // same kid, different key: a forged signature
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(jwksJSON(t, rsaK, ecK))
+	}))
+	defer srv.Close()
+
+	rsaPubDER := func() []byte {
+		var raw rsa.PublicKey
+		if err := jwk.Export(rsaK.pub, &raw); err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKIXPublicKey(&raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}()
+	rsaPubJSON, _ := json.Marshal(rsaK.pub)
+
+	withClaims := func(f func(*claims)) claims { c := goodClaims(); f(&c); return c }
+	tests := []struct {
+		name   string
+		tok    string
+		reason string
+	}{
+		{"expired", sign(t, withClaims(func(c *claims) { c.exp = t0.Add(-time.Minute) }), rsaK), "token expired"},
+		{"not yet valid", sign(t, withClaims(func(c *claims) { c.nbf = t0.Add(time.Minute) }), rsaK), "token not yet valid"},
+		{"no exp", sign(t, withClaims(func(c *claims) { c.noExp = true }), rsaK), "missing required claim"},
+		{"no sub", sign(t, withClaims(func(c *claims) { c.sub = "" }), rsaK), ""},
+		{"wrong audience", sign(t, withClaims(func(c *claims) { c.aud = "someone-else" }), rsaK), "wrong audience"},
+		{"wrong issuer", sign(t, withClaims(func(c *claims) { c.iss = "https://evil.example" }), rsaK), "wrong issuer"},
+		{"bad signature", sign(t, goodClaims(), other), "invalid token"},
+		{"tampered payload", func() string {
+			tok := sign(t, goodClaims(), rsaK)
+			p := strings.Split(tok, ".")
+			c := goodClaims()
+			c.sub = "mallory"
+			b, _ := json.Marshal(build(t, c))
+			return p[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + p[2]
+		}(), "invalid token"},
+		{"alg none", rawToken(t, map[string]any{"alg": "none", "kid": "r1"}, goodClaims(), func(string) []byte { return nil }), "unsigned token refused"},
+		{"alg None", rawToken(t, map[string]any{"alg": "None"}, goodClaims(), func(string) []byte { return nil }), "unsigned token refused"},
+		{"HS256 keyed with RSA public DER", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(rsaPubDER)), "algorithm HS256 not accepted"},
+		{"HS256 keyed with RSA JWK", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(rsaPubJSON)), "algorithm HS256 not accepted"},
+		{"RS key asked for ES256", rawToken(t, map[string]any{"alg": "ES256", "kid": "r1"}, goodClaims(), func(string) []byte { return make([]byte, 64) }), "does not match"},
+		{"HS384", rawToken(t, map[string]any{"alg": "HS384", "kid": "r1"}, goodClaims(), func(string) []byte { return make([]byte, 48) }), "does not match"},
+		{"unknown kid", sign(t, goodClaims(), newKey(t, "rsa", "nope")), "unknown key id"},
+		{"garbage", "not.a.jwt", "malformed"},
+		{"two parts", "abc.def", "malformed"},
+		{"missing", "", "missing bearer token"},
+	}
+	a, err := NewJWT(JWTConfig{JWKSURL: srv.URL, Issuer: "https://idp.example", Audience: "voicegate", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := a.Authenticate(context.Background(), request(tt.tok))
+			if !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("got %+v, %v; want ErrUnauthenticated", got, err)
+			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("error %q does not say %q", err, tt.reason)
+			}
+			if tt.tok != "" && strings.Contains(err.Error(), tt.tok) {
+				t.Fatalf("error leaks the token: %q", err)
+			}
+		})
+	}
+}
+
+// With both a secret and a JWKS, an HS256 token keyed with the RSA public
+// key must still fail: HS256 is checked only against the configured secret.
+func TestJWTNoConfusionWithSecretAndJWKS(t *testing.T) {
+	rsaK := newKey(t, "rsa", "r1")
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	set := jwksJSON(t, rsaK)
+	os.WriteFile(file, set, 0o600)
+	a, err := NewJWT(JWTConfig{HS256Secret: secret, JWKSFile: file, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubJSON, _ := json.Marshal(rsaK.pub)
+	for _, key := range [][]byte{pubJSON, set} {
+		tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(key))
+		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "invalid token") {
+			t.Fatalf("confused token: err = %v", err)
+		}
+	}
+}
+
+func TestJWTLeeway(t *testing.T) {
+	a, _ := NewJWT(JWTConfig{HS256Secret: secret, Leeway: 30 * time.Second, Now: func() time.Time { return t0 }})
+	c := goodClaims()
+	c.exp = t0.Add(-10 * time.Second)
+	if _, err := a.Authenticate(context.Background(), request(signHS(t, c, secret))); err != nil {
+		t.Fatalf("within leeway: %v", err)
+	}
+	c.exp = t0.Add(-time.Minute)
+	if _, err := a.Authenticate(context.Background(), request(signHS(t, c, secret))); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("beyond leeway: %v", err)
+	}
+}
+
+func TestJWKSRotation(t *testing.T) {
+	k1, k2 := newKey(t, "rsa", "k1"), newKey(t, "ec", "k2")
+	var (
+		mu      sync.Mutex
+		current = jwksJSON(t, k1)
+		fetches atomic.Int32
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		w.Write(current)
+	}))
+	defer srv.Close()
+	now := t0
+	a, err := NewJWT(JWTConfig{JWKSURL: srv.URL, RefreshMinInterval: time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); err != nil {
+		t.Fatalf("k1: %v", err)
+	}
+	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); err != nil || fetches.Load() != 1 {
+		t.Fatalf("k1 again: %v, fetches %d (want 1: cached)", err, fetches.Load())
+	}
+
+	// The IdP rotates to k2: the unknown kid triggers one refetch.
+	mu.Lock()
+	current = jwksJSON(t, k2)
+	mu.Unlock()
+	now = now.Add(2 * time.Minute)
+	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k2))); err != nil {
+		t.Fatalf("k2 after rotation: %v", err)
+	}
+	if fetches.Load() != 2 {
+		t.Fatalf("fetches = %d, want 2", fetches.Load())
+	}
+	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("retired k1 still accepted: %v", err)
+	}
+	// Unknown kids do not hammer the IdP: no refetch within the interval.
+	for range 5 {
+		a.Authenticate(ctx, request(sign(t, goodClaims(), newKey(t, "ec", "bogus"))))
+	}
+	if fetches.Load() != 2 {
+		t.Fatalf("fetches = %d after unknown kids, want 2 (rate-limited)", fetches.Load())
+	}
+}
+
+func TestJWKSUnreachableFailsClosed(t *testing.T) {
+	k := newKey(t, "rsa", "k1")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	now := t0
+	a, _ := NewJWT(JWTConfig{JWKSURL: srv.URL, Now: func() time.Time { return now }})
+	_, err := a.Authenticate(context.Background(), request(sign(t, goodClaims(), k)))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	srv.Close()
+	now = now.Add(2 * time.Second) // past the retry backoff: a real fetch fails
+	_, err = a.Authenticate(context.Background(), request(sign(t, goodClaims(), k)))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("closed server: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNewJWTConfigErrors(t *testing.T) {
+	for name, cfg := range map[string]JWTConfig{
+		"nothing":      {},
+		"short secret": {HS256Secret: []byte("short")},
+		"file and url": {JWKSFile: "x", JWKSURL: "http://x"},
+		"missing file": {JWKSFile: filepath.Join(t.TempDir(), "none.json")},
+	} {
+		if _, err := NewJWT(cfg); err == nil {
+			t.Errorf("%s: NewJWT succeeded", name)
+		}
+	}
+}
+
+func TestTierClaimNested(t *testing.T) {
+	a, _ := NewJWT(JWTConfig{HS256Secret: secret, TierClaim: "app_metadata.tier", Now: func() time.Time { return t0 }})
+	tok, err := jwt.NewBuilder().Subject("bob").Expiration(t0.Add(time.Hour)).Claim("app_metadata", map[string]any{"tier": "gold"}).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := jwt.Sign(tok, jwt.WithKey(jwa.HS256(), secret))
+	got, err := a.Authenticate(context.Background(), request(string(b)))
+	if err != nil || got != (Identity{User: "bob", Tier: "gold"}) {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+func TestJWTConfigLogValueRedacts(t *testing.T) {
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("login", "cfg", JWTConfig{HS256Secret: secret, Issuer: "iss"})
+	if strings.Contains(buf.String(), string(secret)) || !strings.Contains(buf.String(), "REDACTED") {
+		t.Fatalf("log line: %s", buf.String())
+	}
+}
+
+// A symmetric key published in the JWKS is never used: HS256 is only ever
+// checked against the configured secret.
+func TestJWKSSymmetricKeyIgnored(t *testing.T) {
+	rsaK := newKey(t, "rsa", "r1")
+	oct, err := jwk.Import([]byte("shared-secret-in-the-jwks-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oct.Set(jwk.KeyIDKey, "s1")
+	set := jwk.NewSet()
+	set.AddKey(rsaK.pub)
+	set.AddKey(oct)
+	raw, _ := json.Marshal(set)
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(file, raw, 0o600)
+	a, err := NewJWT(JWTConfig{JWKSFile: file, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "s1"}, goodClaims(), hs256([]byte("shared-secret-in-the-jwks-0123456789")))
+	if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("HS256 with a JWKS oct key: err = %v", err)
+	}
+	if _, err := a.Authenticate(context.Background(), request(sign(t, goodClaims(), rsaK))); err != nil {
+		t.Fatalf("RS256 beside an oct key: %v", err)
+	}
+}
