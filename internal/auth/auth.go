@@ -59,6 +59,8 @@ func Reason(err error) string {
 		return "malformed"
 	case errors.Is(err, store.ErrUnavailable):
 		return "store_unavailable"
+	case errors.Is(err, ErrLoginUnavailable):
+		return "login_unavailable"
 	case errors.Is(err, ErrInvalid):
 		return "invalid"
 	}

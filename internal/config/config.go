@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/voicegate/voicegate/internal/policy"
 )
 
 // Config is the whole gateway configuration.
@@ -30,11 +32,16 @@ type Config struct {
 	LogFormat      string   `yaml:"log_format"`      // json | text
 	LogLevel       string   `yaml:"log_level"`       // debug | info | warn | error
 	Instance       string   `yaml:"instance"`        // instance id (default: hostname-pid)
+	// SpoolDir holds the durability spool of a redis store (default
+	// os.UserCacheDir()/voicegate/spool/<instance>).
+	SpoolDir string `yaml:"spool_dir"`
 	// ShutdownTimeout bounds the graceful drain of live sessions.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Tiers by name; "default" always exists.
 	Tiers map[string]Tier `yaml:"tiers"`
+	// Login configures end-user login for minting (JWT or auth webhook).
+	Login Login `yaml:"login"`
 	// Prices override the built-in price table: model → USD per 1M tokens.
 	Prices map[string]Price `yaml:"prices"`
 }
@@ -55,6 +62,58 @@ type Tier struct {
 	IdleTimeoutSeconds int     `yaml:"idle_timeout_seconds" json:"idle_timeout_seconds"`
 	BudgetUSD          float64 `yaml:"budget_usd" json:"budget_usd"`
 	MaxConcurrent      int     `yaml:"max_concurrent" json:"max_concurrent"`
+
+	// Governance of live sessions, in internal/policy's tier schema (see
+	// docs/governance.md). A section left out keeps the behaviour above:
+	// no budget beyond budget_usd, per-user concurrency max_concurrent, no
+	// rate limits; a section given fills its unset fields from
+	// policy.DefaultTier. Firewall keys left out take policy's defaults.
+	Budget                  *policy.BudgetConfig      `yaml:"budget" json:"budget,omitempty"`
+	Concurrency             *policy.ConcurrencyConfig `yaml:"concurrency" json:"concurrency,omitempty"`
+	Rates                   *policy.RatesConfig       `yaml:"rates" json:"rates,omitempty"`
+	AllowedVoices           *[]string                 `yaml:"allowed_voices" json:"allowed_voices,omitempty"`
+	LockedFields            *[]string                 `yaml:"locked_fields" json:"locked_fields,omitempty"`
+	AllowedEvents           *[]string                 `yaml:"allowed_events" json:"allowed_events,omitempty"`
+	MaxEventBytes           *int                      `yaml:"max_event_bytes" json:"max_event_bytes,omitempty"`
+	WarnBeforeExpirySeconds *int                      `yaml:"warn_before_expiry_seconds" json:"warn_before_expiry_seconds,omitempty"`
+}
+
+// Policy is the tier in internal/policy's model, named name: the keys
+// above mapped onto policy.TierConfig over policy.DefaultTier (see the
+// field comments for sections left out). Errors name the policy field.
+func (t Tier) Policy(name string) (policy.Tier, error) {
+	zero := 0
+	ttlDef, ttlMax := t.TTLDefaultSeconds, t.TTLMaxSeconds
+	maxSess, idle := t.MaxSessionSeconds, t.IdleTimeoutSeconds
+	pc := policy.TierConfig{
+		TokenTTLDefaultSeconds: &ttlDef, TokenTTLMaxSeconds: &ttlMax,
+		MaxSessionSeconds: &maxSess, IdleTimeoutSeconds: &idle,
+		Budget: t.Budget, Concurrency: t.Concurrency, Rates: t.Rates,
+		AllowedVoices: t.AllowedVoices, LockedFields: t.LockedFields, AllowedEvents: t.AllowedEvents,
+		MaxEventBytes: t.MaxEventBytes, WarnBeforeExpirySeconds: t.WarnBeforeExpirySeconds,
+	}
+	if len(t.Models) > 0 {
+		models := slices.Clone(t.Models)
+		pc.AllowedModels = &models
+	}
+	if pc.Budget == nil {
+		session, none := t.BudgetUSD, 0.0
+		pc.Budget = &policy.BudgetConfig{SessionUSD: &session, UserDayUSD: &none, UserMonthUSD: &none, AppKeyMonthUSD: &none}
+	} else if pc.Budget.SessionUSD == nil && t.BudgetUSD > 0 {
+		b := *pc.Budget
+		session := t.BudgetUSD
+		b.SessionUSD = &session
+		pc.Budget = &b
+	}
+	if pc.Concurrency == nil {
+		perUser := t.MaxConcurrent
+		pc.Concurrency = &policy.ConcurrencyConfig{PerUser: &perUser, PerAppKey: &zero, PerInstance: &zero}
+	}
+	if pc.Rates == nil {
+		pc.Rates = &policy.RatesConfig{MintsPerUserPerMinute: &zero, MintsPerAppKeyPerMinute: &zero,
+			ConnectsPerUserPerMinute: &zero, EventsPerSecond: &zero, ResponsesPerMinute: &zero}
+	}
+	return pc.Tier(name)
 }
 
 // DefaultModel is the model used when a mint names none.
@@ -100,6 +159,51 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Reveal returns the secret value.
 func (s Secret) Reveal() string { return string(s) }
+
+// Login is end-user login for minting: a JWT checked with an HS256 secret
+// or a JWKS (file or URL), and/or an auth webhook for cookie sessions.
+// Everything empty disables end-user login.
+type Login struct {
+	JWTHS256Secret Secret `yaml:"jwt_hs256_secret"`
+	JWKSFile       string `yaml:"jwks_file"`
+	JWKSURL        string `yaml:"jwks_url"`
+	JWTIssuer      string `yaml:"jwt_issuer"`
+	JWTAudience    string `yaml:"jwt_audience"`
+	// JWTTierClaim names the claim carrying the user's tier (dotted for
+	// nested claims); "" gives every user the default tier.
+	JWTTierClaim string `yaml:"jwt_tier_claim"`
+	// AuthWebhookURL receives the caller's Authorization and Cookie headers
+	// and answers {user, tier} with a 2xx to accept.
+	AuthWebhookURL string `yaml:"auth_webhook_url"`
+}
+
+// JWTEnabled reports whether a JWT key source is configured.
+func (l Login) JWTEnabled() bool {
+	return l.JWTHS256Secret != "" || l.JWKSFile != "" || l.JWKSURL != ""
+}
+
+// validate checks the login settings.
+func (l Login) validate(bad func(format string, a ...any)) {
+	if l.JWTHS256Secret != "" && len(l.JWTHS256Secret) < 32 {
+		bad("login.jwt_hs256_secret: must be at least 32 bytes (got %d)", len(l.JWTHS256Secret))
+	}
+	if l.JWKSFile != "" && l.JWKSURL != "" {
+		bad("login.jwks_file and login.jwks_url: set one, not both")
+	}
+	if l.JWKSURL != "" {
+		if u, err := url.Parse(l.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("login.jwks_url: %q is not an absolute http(s) URL", l.JWKSURL)
+		}
+	}
+	if l.AuthWebhookURL != "" {
+		if u, err := url.Parse(l.AuthWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("login.auth_webhook_url: %q is not an absolute http(s) URL", l.AuthWebhookURL)
+		}
+	}
+	if !l.JWTEnabled() && (l.JWTIssuer != "" || l.JWTAudience != "" || l.JWTTierClaim != "") {
+		bad("login.jwt_issuer/jwt_audience/jwt_tier_claim: need jwt_hs256_secret, jwks_file or jwks_url")
+	}
+}
 
 // DefaultTier is the built-in "default" tier.
 func DefaultTier() Tier {
@@ -196,6 +300,12 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for name, t := range c.Tiers {
+		if _, err := t.Policy(name); err != nil {
+			bad("tiers.%s.%w", name, err)
+		}
+	}
+	c.Login.validate(bad)
 	for m, p := range c.Prices {
 		if p.TextIn < 0 || p.TextCached < 0 || p.TextOut < 0 || p.AudioIn < 0 || p.AudioCached < 0 || p.AudioOut < 0 || p.ImageIn < 0 || p.ImageCached < 0 {
 			bad("prices.%s: prices must not be negative", m)

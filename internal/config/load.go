@@ -32,6 +32,14 @@ var settings = []setting{
 	{"log-format", "log format: json or text", func(c *Config, v string) error { c.LogFormat = v; return nil }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"instance", "instance id for audit and leases (default hostname-pid)", func(c *Config, v string) error { c.Instance = v; return nil }},
+	{"spool-dir", "redis store: directory spooling metering writes while Redis is unreachable (default user cache dir/voicegate/spool/<instance>)", func(c *Config, v string) error { c.SpoolDir = v; return nil }},
+	{"jwt-hs256-secret", "end-user login: HS256 secret of user JWTs (at least 32 bytes)", func(c *Config, v string) error { c.Login.JWTHS256Secret = Secret(v); return nil }},
+	{"jwks-file", "end-user login: JSON Web Key Set file verifying user JWTs", func(c *Config, v string) error { c.Login.JWKSFile = v; return nil }},
+	{"jwks-url", "end-user login: JSON Web Key Set URL verifying user JWTs (cached, refetched on unknown kid)", func(c *Config, v string) error { c.Login.JWKSURL = v; return nil }},
+	{"jwt-issuer", "end-user login: required iss claim of user JWTs", func(c *Config, v string) error { c.Login.JWTIssuer = v; return nil }},
+	{"jwt-audience", "end-user login: required aud claim of user JWTs", func(c *Config, v string) error { c.Login.JWTAudience = v; return nil }},
+	{"jwt-tier-claim", "end-user login: claim naming the user's tier (dotted for nested)", func(c *Config, v string) error { c.Login.JWTTierClaim = v; return nil }},
+	{"auth-webhook-url", "end-user login: URL vouching for cookie sessions with {user, tier}", func(c *Config, v string) error { c.Login.AuthWebhookURL = v; return nil }},
 	{"shutdown-timeout", "graceful shutdown bound (e.g. 10s)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {

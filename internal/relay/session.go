@@ -83,6 +83,7 @@ func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger)
 	close(s.idle)
 	if r.Govern != nil {
 		s.gov = r.Govern(c.Session)
+		s.bind()
 	}
 	return s
 }
@@ -137,6 +138,7 @@ func (s *session) run(dialed time.Duration) {
 	<-exited
 	close(s.meterCh)
 	meterWG.Wait()
+	s.ended()
 	s.disconnected(cause)
 }
 
@@ -148,7 +150,7 @@ func (s *session) wait() endCause {
 	if lim.MaxSessionSeconds > 0 {
 		left := time.Duration(float64(lim.MaxSessionSeconds)*float64(time.Second)) -
 			time.Duration(s.rec.LiveSeconds*float64(time.Second))
-		lead := min(30*time.Second, time.Duration(lim.MaxSessionSeconds)*time.Second/3)
+		lead := s.warnLead(lim.MaxSessionSeconds)
 		t := time.NewTimer(max(left, 0))
 		defer t.Stop()
 		expire = t.C

@@ -29,6 +29,11 @@ func (s *Server) authenticate(r *http.Request, endpoint string) (auth.Principal,
 	if reason == "store_unavailable" {
 		return p, errStoreUnavailable
 	}
+	if reason == "login_unavailable" {
+		s.refused(r, endpoint, reason, "")
+		return p, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "login_unavailable",
+			Message: "The gateway cannot verify your login right now. Retry shortly."}
+	}
 	s.refused(r, endpoint, reason, "")
 	if reason == "revoked" {
 		return p, unauthorized("invalid_api_key", "The API key provided has been revoked.")

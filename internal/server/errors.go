@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -17,6 +19,9 @@ type apiError struct {
 	Code    string
 	Message string
 	Param   string
+	// RetryAfter, when positive, is sent as Retry-After in whole seconds
+	// rounded up.
+	RetryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -79,6 +84,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var param *string
 	if ae.Param != "" {
 		param = &ae.Param
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	encode(w, ae.Status, envelope{Error: envelopeError{Message: ae.Message, Type: ae.Type, Code: ae.Code, Param: param}})
 }

@@ -190,6 +190,9 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 	if err := s.Store.Ping(r.Context()); err != nil {
 		return nil, "", fmt.Errorf("mint: %w: %w", store.ErrUnavailable, err)
 	}
+	if err := s.governMint(r.Context(), tierName, model, user, p.AppKeyID()); err != nil {
+		return nil, "", err
+	}
 
 	tok, err := token.NewSession(s.Rand)
 	if err != nil {

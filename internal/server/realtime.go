@@ -84,6 +84,14 @@ func handleRealtime(s *Server) http.Handler {
 				Message: "This session token already has a live connection."})
 			return
 		}
+		gov, err := s.governConnect(r.Context(), sess, holder)
+		if err != nil {
+			if err := s.Store.ReleaseLease(context.WithoutCancel(r.Context()), key, holder); err != nil {
+				s.Logger.Warn("lease release failed", "session_id", sess.ID, "err", err)
+			}
+			writeError(w, r, s.Logger, err)
+			return
+		}
 		ctx, stop := context.WithCancel(context.WithoutCancel(r.Context()))
 		renewed := make(chan struct{})
 		go func() { // owner: this handler; exits when stop is called below
@@ -98,6 +106,7 @@ func handleRealtime(s *Server) http.Handler {
 					if err := s.Store.RenewLease(ctx, key, holder, s.LeaseTTL); err != nil && ctx.Err() == nil {
 						s.Logger.Warn("lease renewal failed", "session_id", sess.ID, "err", err)
 					}
+					s.renewLeases(ctx, gov)
 				}
 			}
 		}()
@@ -107,6 +116,7 @@ func handleRealtime(s *Server) http.Handler {
 			if err := s.Store.ReleaseLease(context.WithoutCancel(r.Context()), key, holder); err != nil {
 				s.Logger.Warn("lease release failed", "session_id", sess.ID, "err", err)
 			}
+			s.releaseLeases(context.WithoutCancel(r.Context()), gov)
 		}()
 		s.Relay.ServeSession(w, r, sess, isBeta(r), r.URL.Query(), safetyID(sess.User))
 	})

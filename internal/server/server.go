@@ -19,6 +19,7 @@ import (
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
+	"github.com/voicegate/voicegate/internal/policy"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -57,6 +58,14 @@ type Deps struct {
 	// LeaseTTL bounds how long a crashed instance holds a token's
 	// connection slot; the lease is renewed every LeaseTTL/3. 0 = 15s.
 	LeaseTTL time.Duration
+	// Tier, when set, returns the governing tier of a session's tier name
+	// and enables connect governance: the per-user connect rate and the
+	// per-user, per-app-key and per-instance concurrency caps. nil admits
+	// every authenticated connection (one per token).
+	Tier func(name string) policy.Tier
+	// LimitRefused, when set, counts a refusal by a governing limit (for
+	// vg_limit_refusals_total).
+	LimitRefused func(limit, tier, model string)
 }
 
 // Server is the gateway's HTTP handler. It also owns the revocation

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/config"
+	"github.com/voicegate/voicegate/internal/meter"
+	"github.com/voicegate/voicegate/internal/relay"
+	"github.com/voicegate/voicegate/internal/server"
+	"github.com/voicegate/voicegate/internal/sim"
+	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/store/memory"
+	"github.com/voicegate/voicegate/internal/store/redis"
+	"github.com/voicegate/voicegate/internal/store/spool"
+	"github.com/voicegate/voicegate/internal/store/sqlite"
+	"github.com/voicegate/voicegate/web"
+)
+
+// newFlags returns a flag set carrying every configuration flag.
+func newFlags(e env, name string) (*flag.FlagSet, *config.Flags) {
+	fs := flag.NewFlagSet("voicegate "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs, config.Bind(fs)
+}
+
+// errHelp reports that -h was handled; commands return nil for it.
+var errHelp = errors.New("help shown")
+
+// parseFlags parses args: bad flags become errUsage (the flag package has
+// printed why), -h becomes errHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// helpOK maps errHelp to success.
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// openStore opens the --store backend.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	kind, loc, err := config.ParseStore(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "memory":
+		return memory.New(), nil
+	case "sqlite":
+		st, err := sqlite.Open(ctx, loc)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store %s: %w", loc, err)
+		}
+		return st, nil
+	default:
+		st, err := redis.Open(ctx, loc, redis.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("open redis store: %w", err)
+		}
+		return st, nil
+	}
+}
+
+// withSpool wraps a redis store in the durability spool (internal/store/spool)
+// so metering writes made while Redis is unreachable are kept on disk and
+// replayed; other backends are returned unchanged. On error st is closed.
+func withSpool(cfg *config.Config, st store.Store, log *slog.Logger) (store.Store, error) {
+	if kind, _, _ := config.ParseStore(cfg.Store); kind != "redis" {
+		return st, nil
+	}
+	dir := cfg.SpoolDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "voicegate", "spool", cfg.Instance)
+	}
+	sp, err := spool.New(st, dir, spool.WithLogger(log))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open spool %s: %w", dir, err)
+	}
+	return sp, nil
+}
+
+// newLogger builds the process logger from --log-format and --log-level.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	lvl, _ := cfg.SlogLevel() // validated
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// priceTable is the built-in table with the configuration's overrides.
+func priceTable(cfg *config.Config) meter.Table {
+	t := meter.DefaultTable()
+	for model, p := range cfg.Prices {
+		t[model] = meter.Price{
+			TextIn: meter.USD(p.TextIn), TextCached: meter.USD(p.TextCached), TextOut: meter.USD(p.TextOut),
+			AudioIn: meter.USD(p.AudioIn), AudioCached: meter.USD(p.AudioCached), AudioOut: meter.USD(p.AudioOut),
+			ImageIn: meter.USD(p.ImageIn), ImageCached: meter.USD(p.ImageCached),
+		}
+	}
+	return t
+}
+
+func defaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "voicegate"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// relayAdapter lets the server drive *relay.Relay through its small
+// interface.
+type relayAdapter struct{ r *relay.Relay }
+
+func (a relayAdapter) ServeSession(w http.ResponseWriter, req *http.Request, s *store.Session, beta bool, q url.Values, safetyID string) {
+	a.r.Serve(w, req, relay.Conn{Session: s, Beta: beta, Query: q, SafetyID: safetyID})
+}
+
+func (a relayAdapter) CloseSessions(match func(*store.Session) bool, code websocket.StatusCode, reason, message string) int {
+	return a.r.CloseSessions(match, code, reason, message)
+}
+
+func (a relayAdapter) IsLive(id string) bool              { return a.r.IsLive(id) }
+func (a relayAdapter) Shutdown(ctx context.Context) error { return a.r.Shutdown(ctx) }
+
+// gateway runs the whole gateway until ctx is done. announce is called
+// with the base URL once the listener is open.
+func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, announce func(baseURL string)) error {
+	if cfg.Instance == "" {
+		cfg.Instance = defaultInstance()
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if st, err = withSpool(cfg, st, log); err != nil {
+		return err
+	}
+	defer st.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	upstream, apiKey := cfg.Upstream, cfg.OpenAIAPIKey.Reveal()
+	if upstream == "sim" {
+		// The built-in simulator on its own loopback listener, with a
+		// per-process key.
+		apiKey = "sk-sim-" + randomHex(16)
+		simSrv := sim.New(sim.Options{APIKeys: []string{apiKey}, Logger: log.With("component", "sim")})
+		sln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("simulator listener: %w", err)
+		}
+		upstream = "http://" + sln.Addr().String() + "/v1"
+		wg.Add(1)
+		go func() { // owner: gateway; exits when ctx is done
+			defer wg.Done()
+			if err := server.Serve(ctx, sln, simSrv.Handler(), server.ServeOptions{Logger: log, ShutdownTimeout: cfg.ShutdownTimeout}); err != nil {
+				log.Error("simulator stopped", "err", err)
+			}
+		}()
+		log.Info("built-in simulator started", "upstream", upstream)
+	}
+
+	endUsers, err := userLogin(cfg)
+	if err != nil {
+		return err
+	}
+	tiers, err := policyTiers(cfg)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	gov := &relay.Governance{
+		Store: st, Tiers: tiers, Prices: priceTable(cfg), Metrics: relay.NewGovMetrics(reg),
+		Logger: log.With("component", "governance"), Instance: cfg.Instance,
+	}
+	rl := &relay.Relay{
+		Govern:   gov.Govern,
+		Upstream: upstream,
+		APIKey:   relay.Secret(apiKey),
+		Store:    st,
+		Prices:   priceTable(cfg),
+		Logger:   log.With("component", "relay"),
+		Metrics:  relay.NewMetrics(reg),
+		Instance: cfg.Instance,
+	}
+	adapter := relayAdapter{rl}
+	srv := server.NewServer(server.Deps{
+		Config:       cfg,
+		Store:        st,
+		Auth:         &auth.Authenticator{AdminKey: cfg.AdminKey, Keys: st, Login: endUsers},
+		Relay:        adapter,
+		Logger:       log,
+		Registry:     reg,
+		Instance:     cfg.Instance,
+		Web:          web.FS(),
+		Tier:         gov.Tier,
+		LimitRefused: gov.Metrics.Refused,
+	})
+	wg.Add(1)
+	go func() { // owner: gateway; exits when ctx is done
+		defer wg.Done()
+		srv.WatchRevocations(ctx)
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	log.Info("voicegate listening", "url", base, "store", storeLabel(cfg.Store), "upstream", upstream, "instance", cfg.Instance)
+	if announce != nil {
+		announce(base)
+	}
+	return server.Serve(ctx, ln, srv, server.ServeOptions{
+		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: adapter,
+	})
+}
+
+// storeLabel hides a Redis password in logs.
+func storeLabel(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = url.User("REDACTED")
+		return u.String()
+	}
+	return s
+}
+
+// openConfigStore is the common start of the store-reading CLI commands.
+func openConfigStore(ctx context.Context, e env, flags *config.Flags) (*config.Config, store.Store, error) {
+	cfg, err := flags.Load(e.getenv, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, cfg, newLogger(cfg, e.stderr))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
+}
