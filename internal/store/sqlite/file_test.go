@@ -69,9 +69,20 @@ func TestMigrationsIdempotent(t *testing.T) {
 	var wg sync.WaitGroup
 	stores := make([]*sqlite.Store, 4)
 	for i := range stores {
-		wg.Go(func() { stores[i] = openFile(t, path) })
+		wg.Go(func() {
+			s, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Errorf("concurrent Open %d: %v", i, err)
+			}
+			stores[i] = s
+		})
 	}
 	wg.Wait()
+	for i, s := range stores {
+		if s == nil {
+			t.Fatalf("store %d did not open", i)
+		}
+	}
 	want, err := stores[0].SchemaVersion(ctx)
 	if err != nil || want < 1 {
 		t.Fatalf("SchemaVersion = %d, %v", want, err)

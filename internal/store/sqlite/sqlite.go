@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/store"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
 // Defaults of the options.
@@ -132,7 +132,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
 	s.db = db
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetrying(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -141,6 +141,33 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// migrateRetrying runs migrate, retrying while the file is busy for up to
+// the busy timeout. SQLite's busy handler covers ordinary lock waits, but
+// several processes opening a brand-new file at once race on the first
+// switch to WAL journaling, and that path answers SQLITE_BUSY at once.
+func (s *Store) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(s.busyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := s.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var e *sqlitedrv.Error
+	return errors.As(err, &e) && e.Code()&0xff == 5
 }
 
 // LogValue identifies the store in logs by its file path.
