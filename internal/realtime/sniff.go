@@ -176,32 +176,30 @@ func (s *scanner) literal(lit string) bool {
 	return true
 }
 
-func (s *scanner) object() bool {
+func (s *scanner) object() bool { return s.container('}') }
+
+func (s *scanner) array() bool { return s.container(']') }
+
+// container scans an object (end '}') or an array (end ']') from its
+// opening bracket: members separated by commas, each a "key": value pair
+// in an object and a value in an array.
+func (s *scanner) container(end byte) bool {
 	s.depth++
 	if s.depth > maxDepth {
 		return false
 	}
-	s.pos++ // '{'
+	s.pos++ // '{' or '['
 	s.skipSpace()
-	if s.pos < len(s.buf) && s.buf[s.pos] == '}' {
+	if s.pos < len(s.buf) && s.buf[s.pos] == end {
 		s.pos++
 		s.depth--
 		return true
 	}
 	for {
 		s.skipSpace()
-		if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
+		if end == '}' && !s.key() {
 			return false
 		}
-		if _, ok := s.skipString(); !ok {
-			return false
-		}
-		s.skipSpace()
-		if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
-			return false
-		}
-		s.pos++
-		s.skipSpace()
 		if !s.value() {
 			return false
 		}
@@ -212,7 +210,7 @@ func (s *scanner) object() bool {
 		switch s.buf[s.pos] {
 		case ',':
 			s.pos++
-		case '}':
+		case end:
 			s.pos++
 			s.depth--
 			return true
@@ -222,38 +220,21 @@ func (s *scanner) object() bool {
 	}
 }
 
-func (s *scanner) array() bool {
-	s.depth++
-	if s.depth > maxDepth {
+// key scans an object member's `"name":` and the space after it.
+func (s *scanner) key() bool {
+	if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
 		return false
 	}
-	s.pos++ // '['
+	if _, ok := s.skipString(); !ok {
+		return false
+	}
 	s.skipSpace()
-	if s.pos < len(s.buf) && s.buf[s.pos] == ']' {
-		s.pos++
-		s.depth--
-		return true
+	if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
+		return false
 	}
-	for {
-		s.skipSpace()
-		if !s.value() {
-			return false
-		}
-		s.skipSpace()
-		if s.pos >= len(s.buf) {
-			return false
-		}
-		switch s.buf[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			s.depth--
-			return true
-		default:
-			return false
-		}
-	}
+	s.pos++
+	s.skipSpace()
+	return true
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
