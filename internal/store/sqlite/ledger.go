@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -39,32 +38,14 @@ func (s *Store) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool, err
 
 // LedgerEntries returns the entries matching f, oldest first.
 func (s *Store) LedgerEntries(ctx context.Context, f store.LedgerFilter) ([]store.LedgerEntry, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if f.SessionID != "" {
-		add("session_id = ?", f.SessionID)
-	}
-	if f.User != "" {
-		add("user = ?", f.User)
-	}
-	if f.AppKeyID != "" {
-		add("app_key_id = ?", f.AppKeyID)
-	}
-	if !f.Since.IsZero() {
-		add("at >= ?", nanos(f.Since))
-	}
-	if !f.Until.IsZero() {
-		add("at < ?", nanos(f.Until))
-	}
-	q := `SELECT ` + ledgerColumns + ` FROM ledger`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY at, session_id, response_id`
+	var w where
+	w.text("session_id = ?", f.SessionID)
+	w.text("user = ?", f.User)
+	w.text("app_key_id = ?", f.AppKeyID)
+	w.time("at >= ?", f.Since)
+	w.time("at < ?", f.Until)
+	q := `SELECT ` + ledgerColumns + ` FROM ledger` + w.clause() + ` ORDER BY at, session_id, response_id`
+	args := w.args
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, unavailable("ledger entries", err)
@@ -113,34 +94,20 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 
 // AuditEntries returns the entries matching f in sequence order.
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
-	where := []string{"seq > ?"}
-	args := []any{f.AfterSeq}
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if f.Kind != "" {
-		add("kind = ?", f.Kind)
-	}
-	if f.SessionID != "" {
-		add("session_id = ?", f.SessionID)
-	}
-	if f.User != "" {
-		add("user = ?", f.User)
-	}
-	if !f.Since.IsZero() {
-		add("at >= ?", nanos(f.Since))
-	}
-	if !f.Until.IsZero() {
-		add("at < ?", nanos(f.Until))
-	}
+	var w where
+	w.add("seq > ?", f.AfterSeq)
+	w.text("kind = ?", f.Kind)
+	w.text("session_id = ?", f.SessionID)
+	w.text("user = ?", f.User)
+	w.time("at >= ?", f.Since)
+	w.time("at < ?", f.Until)
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultAuditLimit
 	}
-	args = append(args, limit)
+	args := append(w.args, limit)
 	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, kind, session_id, user, app_key_id, tier, instance, detail
-		FROM audit WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
+		FROM audit`+w.clause()+` ORDER BY seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, unavailable("audit entries", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/voicegate/voicegate/internal/store"
@@ -99,35 +98,18 @@ func (s *Store) SessionByTokenHash(ctx context.Context, hash string) (*store.Ses
 
 // ListSessions returns the sessions matching f, newest first.
 func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if f.User != "" {
-		add("user = ?", f.User)
-	}
-	if f.AppKeyID != "" {
-		add("app_key_id = ?", f.AppKeyID)
-	}
-	if f.State != "" {
-		add("state = ?", f.State)
-	}
-	if !f.Since.IsZero() {
-		add("created_at >= ?", nanos(f.Since))
-	}
-	q := `SELECT ` + sessionColumns + ` FROM sessions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	var w where
+	w.text("user = ?", f.User)
+	w.text("app_key_id = ?", f.AppKeyID)
+	w.text("state = ?", f.State)
+	w.time("created_at >= ?", f.Since)
+	q := `SELECT ` + sessionColumns + ` FROM sessions` + w.clause()
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultSessionLimit
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, q, append(w.args, limit)...)
 	if err != nil {
 		return nil, unavailable("list sessions", err)
 	}

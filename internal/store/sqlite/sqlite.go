@@ -247,3 +247,36 @@ func fromNanos(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// where builds a WHERE clause of ANDed conditions, each with one argument.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, arg any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, arg)
+}
+
+// text adds cond unless v is empty (an unset filter field).
+func (w *where) text(cond, v string) {
+	if v != "" {
+		w.add(cond, v)
+	}
+}
+
+// time adds cond with t in Unix nanoseconds unless t is zero.
+func (w *where) time(cond string, t time.Time) {
+	if !t.IsZero() {
+		w.add(cond, nanos(t))
+	}
+}
+
+// clause is " WHERE a AND b …", or "" without conditions.
+func (w *where) clause() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
