@@ -14,6 +14,11 @@
 // process on the file within one poll interval. Rows are pruned after an
 // hour (WithRevocationRetention).
 //
+// A background loop (hourly, WithPruneInterval) deletes sessions, user
+// revocations and budget accounts that have outlived the retention (30
+// days, WithRetention; the Redis backend's TTLs match). The ledger and the
+// audit trail are never pruned: they are the record of what was spent.
+//
 // Times are stored as Unix nanoseconds (0 for the zero time); the session
 // config, limits, app-key tiers and audit details as JSON text. Tokens and
 // keys appear only as the hashes the records carry.
@@ -56,6 +61,8 @@ type Store struct {
 	pollInterval        time.Duration
 	reservationTTL      time.Duration
 	revocationRetention time.Duration
+	retention           time.Duration
+	pruneInterval       time.Duration
 
 	stmts statements
 	ops   atomic.Uint64 // Allow and AcquireLease calls, to pace gc
@@ -108,6 +115,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		pollInterval:        DefaultPollInterval,
 		reservationTTL:      DefaultReservationTTL,
 		revocationRetention: DefaultRevocationRetention,
+		retention:           DefaultRetention,
+		pruneInterval:       DefaultPruneInterval,
 		done:                make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -139,6 +148,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.stmts.prepare(ctx, db); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.pruneInterval > 0 {
+		s.subs.Add(1)
+		go s.pruneLoop() // owner: the store; ends at Close
 	}
 	return s, nil
 }
