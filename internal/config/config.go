@@ -37,6 +37,9 @@ type Config struct {
 	SpoolDir string `yaml:"spool_dir"`
 	// ShutdownTimeout bounds the graceful drain of live sessions.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LeaseTTL bounds how long the concurrency leases of a crashed
+	// instance outlive it; live sessions renew theirs every LeaseTTL/3.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 
 	// Tiers by name; "default" always exists.
 	Tiers map[string]Tier `yaml:"tiers"`
@@ -113,19 +116,13 @@ func (t Tier) Policy(name string) (policy.Tier, error) {
 		pc.Rates = &policy.RatesConfig{MintsPerUserPerMinute: &zero, MintsPerAppKeyPerMinute: &zero,
 			ConnectsPerUserPerMinute: &zero, EventsPerSecond: &zero, ResponsesPerMinute: &zero}
 	}
-	return pc.Tier(name)
-}
-
-// DefaultModel is the model used when a mint names none.
-func (t Tier) DefaultModel() string {
-	if len(t.Models) == 0 {
-		return "gpt-realtime"
+	pt, err := pc.Tier(name)
+	if err != nil {
+		return policy.Tier{}, err
 	}
-	return t.Models[0]
+	pt.Transcription = t.Transcription
+	return pt, nil
 }
-
-// AllowsModel reports whether model is in the tier's list.
-func (t Tier) AllowsModel(model string) bool { return slices.Contains(t.Models, model) }
 
 // Price is a model's price in USD per 1M tokens; cached prices apply to the
 // cached subset of the input tokens.
@@ -224,9 +221,17 @@ func Default() *Config {
 		LogFormat:       "json",
 		LogLevel:        "info",
 		ShutdownTimeout: 10 * time.Second,
+		LeaseTTL:        DefaultLeaseTTL,
 		Tiers:           map[string]Tier{"default": DefaultTier()},
 	}
 }
+
+// DefaultLeaseTTL is the lease TTL when none is configured.
+const DefaultLeaseTTL = 15 * time.Second
+
+// MinLeaseTTL is the shortest accepted lease_ttl: renewals run every
+// third of it, so shorter values would mostly measure Redis latency.
+const MinLeaseTTL = time.Second
 
 // MinAdminKeyLen is the shortest accepted --admin-key.
 const MinAdminKeyLen = 32
@@ -270,6 +275,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout: must not be negative")
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	} else if c.LeaseTTL < MinLeaseTTL {
+		bad("lease_ttl: %v is shorter than %v", c.LeaseTTL, MinLeaseTTL)
 	}
 	if c.Tiers == nil {
 		c.Tiers = map[string]Tier{}

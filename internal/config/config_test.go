@@ -33,7 +33,7 @@ func TestDefaults(t *testing.T) {
 	if c.Store != "sqlite:voicegate.db" || c.Upstream != "https://api.openai.com/v1" || c.LogFormat != "json" {
 		t.Fatalf("defaults %+v", c)
 	}
-	if d.TTLDefaultSeconds != 600 || d.TTLMaxSeconds != 7200 || d.MaxSessionSeconds != 3600 || d.DefaultModel() != "gpt-realtime" || d.IdleTimeoutSeconds != 0 || d.BudgetUSD != 0 {
+	if d.TTLDefaultSeconds != 600 || d.TTLMaxSeconds != 7200 || d.MaxSessionSeconds != 3600 || d.Models[0] != "gpt-realtime" || d.IdleTimeoutSeconds != 0 || d.BudgetUSD != 0 {
 		t.Fatalf("default tier %+v", d)
 	}
 }
@@ -80,7 +80,7 @@ prices:
 		t.Error("OPENAI_API_KEY not read")
 	}
 	pro := c.Tiers["pro"]
-	if pro.TTLMaxSeconds != 900 || pro.TTLDefaultSeconds != 600 || pro.DefaultModel() != "gpt-realtime-mini" || pro.BudgetUSD != 2.5 {
+	if pro.TTLMaxSeconds != 900 || pro.TTLDefaultSeconds != 600 || pro.Models[0] != "gpt-realtime-mini" || pro.BudgetUSD != 2.5 {
 		t.Errorf("pro tier %+v", pro)
 	}
 	if c.Prices["my-model"].AudioOut != 2 {

@@ -17,6 +17,7 @@ func TestTierGovernanceKeys(t *testing.T) {
 tiers:
   pro:
     models: [gpt-realtime-mini]
+    transcription: true
     max_session_seconds: 600
     budget_usd: 0.5
     budget: {user_day_usd: 2}
@@ -38,14 +39,14 @@ tiers:
 	}
 	if pro.Budget.SessionUSD != 0.5 || pro.Budget.UserDayUSD != 2 || pro.Concurrency.PerUser != 3 || pro.Concurrency.PerInstance != 100 ||
 		pro.Rates.EventsPerSecond != 50 || pro.Rates.ConnectsPerUserPerMinute != 5 || pro.MaxSessionSeconds != 600 ||
-		len(pro.LockedFields) != 1 || pro.WarnBeforeExpiry.Seconds() != 10 || pro.AllowedModels[0] != "gpt-realtime-mini" {
+		len(pro.LockedFields) != 1 || pro.WarnBeforeExpiry.Seconds() != 10 || pro.AllowedModels[0] != "gpt-realtime-mini" || !pro.Transcription {
 		t.Errorf("pro = %+v", pro)
 	}
 	def, err := cfg.Tiers["default"].Policy("default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.Rates != (policy.Rates{}) || def.Budget.UserDayUSD != 0 || def.Concurrency.PerUser != 0 {
+	if def.Rates != (policy.Rates{}) || def.Budget.UserDayUSD != 0 || def.Concurrency.PerUser != 0 || def.Transcription {
 		t.Errorf("default governance not off: %+v", def)
 	}
 

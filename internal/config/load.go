@@ -48,6 +48,14 @@ var settings = []setting{
 		c.ShutdownTimeout = d
 		return nil
 	}},
+	{"lease-ttl", "lifetime of a concurrency lease not renewed: a killed instance's live-session slots free within it (e.g. 15s; at least 1s)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 15s", v)
+		}
+		c.LeaseTTL = d
+		return nil
+	}},
 }
 
 // EnvName returns the environment variable of a flag: VOICEGATE_ + the
@@ -135,6 +143,7 @@ func loadFile(c *Config, path string) error {
 	var tmp struct {
 		Config          `yaml:",inline"`
 		ShutdownTimeout string `yaml:"shutdown_timeout"`
+		LeaseTTL        string `yaml:"lease_ttl"`
 	}
 	tmp.Config = *c
 	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict()).Decode(&tmp); err != nil {
@@ -146,6 +155,13 @@ func loadFile(c *Config, path string) error {
 			return fmt.Errorf("config: %s: shutdown_timeout: %q is not a duration like 10s", path, tmp.ShutdownTimeout)
 		}
 		tmp.Config.ShutdownTimeout = d
+	}
+	if tmp.LeaseTTL != "" {
+		d, err := time.ParseDuration(tmp.LeaseTTL)
+		if err != nil {
+			return fmt.Errorf("config: %s: lease_ttl: %q is not a duration like 15s", path, tmp.LeaseTTL)
+		}
+		tmp.Config.LeaseTTL = d
 	}
 	*c = tmp.Config
 	return nil
