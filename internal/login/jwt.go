@@ -55,8 +55,9 @@ type JWTConfig struct {
 // The accepted algorithm is decided by the key source, never by the token:
 // HS256 tokens are checked only against HS256Secret, and a JWKS key verifies
 // only with the algorithm its type (and optional "alg" member) implies, so a
-// public key can never be used as an HMAC secret. Unsigned tokens ("alg":
-// "none") are refused. exp and sub are required.
+// public key can never be used as an HMAC secret; an HS256 token whose kid
+// names a key of the JWKS is refused even when the secret verifies it.
+// Unsigned tokens ("alg": "none") are refused. exp and sub are required.
 type JWT struct {
 	secret    []byte
 	keys      *keySet
@@ -134,6 +135,15 @@ func (j *JWT) Verify(ctx context.Context, token string) (Identity, error) {
 	case "HS256":
 		if j.secret == nil {
 			return Identity{}, unauthenticated("algorithm HS256 not accepted")
+		}
+		if hdr.Kid != "" && j.keys != nil {
+			// A kid that names a key of the JWKS binds the token to that
+			// key's algorithm: HS256 under it is a confusion attempt.
+			if _, err := j.keys.lookup(ctx, hdr.Kid); err == nil {
+				return Identity{}, unauthenticated("HS256 token names a key of the jwks")
+			} else if errors.Is(err, ErrUnavailable) {
+				return Identity{}, err
+			}
 		}
 		alg, key = jwa.HS256(), j.secret
 	default:

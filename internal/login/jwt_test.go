@@ -285,9 +285,31 @@ func TestJWTNoConfusionWithSecretAndJWKS(t *testing.T) {
 	}
 	pubJSON, _ := json.Marshal(rsaK.pub)
 	for _, key := range [][]byte{pubJSON, set} {
+		// Under the RSA key's kid the token is refused before any MAC
+		// check; without a kid the MAC fails against the secret.
 		tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(key))
-		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "invalid token") {
+		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "names a key of the jwks") {
 			t.Fatalf("confused token: err = %v", err)
+		}
+		tok = rawToken(t, map[string]any{"alg": "HS256"}, goodClaims(), hs256(key))
+		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "invalid token") {
+			t.Fatalf("confused token without kid: err = %v", err)
+		}
+	}
+	// Even signed with the secret, an HS256 token naming a JWKS key's kid
+	// is refused; one naming no kid, or a kid the set does not hold, is
+	// checked against the secret.
+	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(secret))
+	if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "names a key of the jwks") {
+		t.Fatalf("HS256 under an RSA kid: err = %v", err)
+	}
+	for _, kid := range []string{"", "hs-1"} {
+		hdr := map[string]any{"alg": "HS256"}
+		if kid != "" {
+			hdr["kid"] = kid
+		}
+		if _, err := a.Authenticate(context.Background(), request(rawToken(t, hdr, goodClaims(), hs256(secret)))); err != nil {
+			t.Fatalf("HS256 with kid %q: %v", kid, err)
 		}
 	}
 }

@@ -100,7 +100,8 @@ func knownSessionPath(p string) bool {
 
 // ValidateSessionConfig checks the "session" object of a mint request
 // against the GA schema and the tier: known fields only, value ranges, and
-// the tier's allowed models and voices. It returns the config to pin, with
+// the tier's allowed models and voices, and a transcription session only
+// when the tier allows them. It returns the config to pin, with
 // "type" (default "realtime") and "model" (default: the tier's first allowed
 // model) filled in, re-encoded compactly, and the model ("" for a
 // transcription session). Errors are *FieldError with params under
@@ -125,6 +126,9 @@ func (t Tier) ValidateSessionConfig(cfg json.RawMessage) (normalized json.RawMes
 	}
 	schema := realtimeSchema
 	if m["type"] == "transcription" {
+		if !t.Transcription {
+			return nil, "", fieldErr("session.type", CodeNotAllowed, "tier %q does not allow transcription sessions", t.Name)
+		}
 		schema = transcriptionSchema
 	}
 	if err := walk("session", m, schema, &t); err != nil {

@@ -11,6 +11,7 @@ func TestValidateSessionConfig(t *testing.T) {
 	tier.Name = "basic"
 	tier.AllowedModels = []string{"gpt-realtime-mini", "gpt-realtime"}
 	tier.AllowedVoices = []string{"marin", "cedar"}
+	tier.Transcription = true
 
 	ok := []struct {
 		name, in, wantModel, wantJSON string
@@ -95,6 +96,28 @@ func TestValidateSessionConfig(t *testing.T) {
 				t.Fatalf("got %s (%s), want %s (%s)", fe.Param, fe.Code, tt.param, tt.code)
 			}
 		})
+	}
+}
+
+// A tier without Transcription refuses transcription sessions with
+// not_allowed on session.type; realtime sessions are unaffected.
+func TestValidateSessionConfigTranscriptionPermission(t *testing.T) {
+	tier := DefaultTier()
+	if tier.Transcription {
+		t.Fatal("the default tier allows transcription")
+	}
+	_, _, err := tier.ValidateSessionConfig(json.RawMessage(`{"type":"transcription"}`))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Param != "session.type" || fe.Code != CodeNotAllowed {
+		t.Fatalf("err = %v, want not_allowed on session.type", err)
+	}
+	if _, _, err := tier.ValidateSessionConfig(json.RawMessage(`{"type":"realtime"}`)); err != nil {
+		t.Fatalf("realtime refused: %v", err)
+	}
+	tier.Transcription = true
+	got, model, err := tier.ValidateSessionConfig(json.RawMessage(`{"type":"transcription"}`))
+	if err != nil || model != "" || string(got) != `{"type":"transcription"}` {
+		t.Fatalf("allowed: %s, %q, %v", got, model, err)
 	}
 }
 

@@ -68,6 +68,9 @@ type Tier struct {
 	LockedFields []string
 	// AllowedEvents are the client event types relayed upstream.
 	AllowedEvents []string
+	// Transcription allows minting sessions of type "transcription"
+	// (ValidateSessionConfig refuses them otherwise).
+	Transcription bool
 	// MaxEventBytes bounds one client event (appends up to 15 MiB are legal).
 	MaxEventBytes int
 	// WarnBeforeExpiry is how long before max_session_seconds the client

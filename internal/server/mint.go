@@ -1,11 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
+	"github.com/voicegate/voicegate/internal/policy"
 	"github.com/voicegate/voicegate/internal/store"
 	"github.com/voicegate/voicegate/internal/token"
 )
@@ -37,14 +39,6 @@ type mintRequest struct {
 	Limits  json.RawMessage `json:"limits"`
 }
 
-// limitsJSON is the public shape of store.Limits (budget in USD).
-type limitsJSON struct {
-	MaxSessionSeconds  *int     `json:"max_session_seconds,omitempty"`
-	IdleTimeoutSeconds *int     `json:"idle_timeout_seconds,omitempty"`
-	BudgetUSD          *float64 `json:"budget_usd,omitempty"`
-	MaxConcurrent      *int     `json:"max_concurrent,omitempty"`
-}
-
 func publicLimits(l store.Limits) map[string]any {
 	return map[string]any{
 		"max_session_seconds":  l.MaxSessionSeconds,
@@ -52,14 +46,6 @@ func publicLimits(l store.Limits) map[string]any {
 		"budget_usd":           float64(l.BudgetNanoUSD) / 1e9,
 		"max_concurrent":       l.MaxConcurrent,
 	}
-}
-
-// Session fields a client_secrets request may carry, by session type
-// (GA shapes of the protocol notes §4.5).
-var sessionFields = map[string][]string{
-	"realtime": {"type", "model", "instructions", "audio", "output_modalities", "tools", "tool_choice",
-		"max_output_tokens", "tracing", "truncation", "prompt", "include", "temperature"},
-	"transcription": {"type", "audio", "include"},
 }
 
 const safetyHeader = "OpenAI-Safety-Identifier"
@@ -149,28 +135,30 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 	if err != nil {
 		return nil, "", err
 	}
-	tier, ok := s.Config.Tiers[tierName]
+	tier, ok := s.tier(tierName)
 	if !ok {
 		return nil, "", badRequest("invalid_value", "tier", fmt.Sprintf("Unknown tier '%s'.", tierName))
 	}
-	ttl, err := expiry(req, tier)
+	ttl, err := tokenTTL(req, tier)
 	if err != nil {
 		return nil, "", err
 	}
-	cfg, model, err := pinnedConfig(req.Session, tier)
+	cfg, model, err := tier.ValidateSessionConfig(req.Session)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fieldError(tier, err)
 	}
-	var reqLimits *limitsJSON
-	if len(req.Limits) > 0 && string(req.Limits) != "null" {
-		reqLimits = &limitsJSON{}
-		if err := decodeStrict(req.Limits, reqLimits, "limits."); err != nil {
+	var reqLimits policy.MintLimits
+	if raw := bytes.TrimSpace(req.Limits); len(raw) > 0 && string(raw) != "null" {
+		if raw[0] != '{' {
+			return nil, "", badRequest("invalid_type", "limits", "Invalid type for 'limits': expected an object.")
+		}
+		if err := decodeStrict(raw, &reqLimits, "limits."); err != nil {
 			return nil, "", err
 		}
 	}
-	limits, err := tighten(tier, reqLimits)
+	limits, err := tier.Narrow(reqLimits)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fieldError(tier, err)
 	}
 	user := p.User
 	if p.Kind != auth.KindUser {
@@ -262,134 +250,85 @@ func pickTier(p auth.Principal, requested string) (string, error) {
 	return requested, nil
 }
 
-func expiry(req *mintRequest, tier config.Tier) (time.Duration, error) {
-	secs := tier.TTLDefaultSeconds
+// tier resolves a tier name to the policy that governs it, for the mint
+// as for the live session: Deps.Tier when set, else the configured tier
+// mapped by config.Tier.Policy. ok is false when no such tier is configured.
+func (s *Server) tier(name string) (policy.Tier, bool) {
+	ct, ok := s.Config.Tiers[name]
+	if !ok {
+		return policy.Tier{}, false
+	}
+	if s.Tier != nil {
+		return s.Tier(name), true
+	}
+	t, err := ct.Policy(name)
+	if err != nil {
+		// config.Validate refuses such a tier; a server built from an
+		// unvalidated config must not mint for it.
+		s.Logger.Error("tier does not map to a policy", "tier", name, "err", err)
+		return policy.Tier{}, false
+	}
+	return t, true
+}
+
+// tokenTTL is the connect deadline of the token: expires_after (anchor
+// created_at only) within the tier's bounds.
+func tokenTTL(req *mintRequest, tier policy.Tier) (time.Duration, error) {
+	var secs *int
 	if ea := req.ExpiresAfter; ea != nil {
 		if ea.Anchor != nil && *ea.Anchor != "created_at" {
 			return 0, badRequest("invalid_value", "expires_after.anchor", "Invalid value for 'expires_after.anchor': only 'created_at' is supported.")
 		}
-		if ea.Seconds != nil {
-			secs = *ea.Seconds
-			if secs < 10 || secs > 7200 {
-				return 0, badRequest("integer_out_of_range", "expires_after.seconds",
-					fmt.Sprintf("Invalid 'expires_after.seconds': %d is outside 10–7200.", secs))
-			}
-			if secs > tier.TTLMaxSeconds {
-				return 0, badRequest("integer_out_of_range", "expires_after.seconds",
-					fmt.Sprintf("Invalid 'expires_after.seconds': the tier allows at most %d.", tier.TTLMaxSeconds))
-			}
-		}
+		secs = ea.Seconds
 	}
-	return time.Duration(secs) * time.Second, nil
-}
-
-// pinnedConfig validates the session object and returns it with type and
-// model filled in: this is the configuration pinned upstream.
-func pinnedConfig(raw json.RawMessage, tier config.Tier) (json.RawMessage, string, error) {
-	fields := map[string]json.RawMessage{}
-	if len(raw) > 0 && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &fields); err != nil {
-			return nil, "", badRequest("invalid_type", "session", "Invalid type for 'session': expected an object.")
-		}
-	}
-	typ := "realtime"
-	if t, ok := fields["type"]; ok {
-		if err := json.Unmarshal(t, &typ); err != nil || (typ != "realtime" && typ != "transcription") {
-			return nil, "", badRequest("invalid_value", "session.type", "Invalid value for 'session.type': expected 'realtime' or 'transcription'.")
-		}
-	}
-	if typ == "transcription" && !tier.Transcription {
-		return nil, "", forbidden("session_type_not_allowed", "This tier does not allow transcription sessions.")
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(sessionFields[typ], k) {
-			return nil, "", badRequest("unknown_parameter", "session."+k, fmt.Sprintf("Unknown parameter: 'session.%s'.", k))
-		}
-	}
-	model := ""
-	if typ == "realtime" {
-		model = tier.DefaultModel()
-		if m, ok := fields["model"]; ok {
-			if err := json.Unmarshal(m, &model); err != nil || model == "" {
-				return nil, "", badRequest("invalid_type", "session.model", "Invalid type for 'session.model': expected a string.")
-			}
-		}
-		if !tier.AllowsModel(model) {
-			return nil, "", badRequest("model_not_allowed", "session.model",
-				fmt.Sprintf("The model '%s' is not allowed for this tier (allowed: %s).", model, strings.Join(tier.Models, ", ")))
-		}
-		fields["model"], _ = json.Marshal(model)
-	}
-	fields["type"], _ = json.Marshal(typ)
-	out, err := json.Marshal(fields)
+	ttl, err := tier.TokenTTL(secs)
 	if err != nil {
-		return nil, "", fmt.Errorf("mint: encode session: %w", err)
+		return 0, fieldError(tier, err)
 	}
-	return out, model, nil
+	return ttl, nil
 }
 
-// tighten applies the mint's limits over the tier's: each may only be
-// stricter. A zero tier value means no limit, so any positive value
-// tightens it; asking for 0 (no limit) or more than the tier is refused.
-func tighten(tier config.Tier, req *limitsJSON) (store.Limits, error) {
-	l := store.Limits{
-		MaxSessionSeconds:  tier.MaxSessionSeconds,
-		IdleTimeoutSeconds: tier.IdleTimeoutSeconds,
-		BudgetNanoUSD:      usdToNano(tier.BudgetUSD),
-		MaxConcurrent:      tier.MaxConcurrent,
+// fieldError maps a policy refusal to the OpenAI error envelope (400
+// invalid_request_error with param and code). policy's generic not_allowed
+// becomes the specific code clients rely on: model_not_allowed,
+// voice_not_allowed, limit_not_tighter, integer_out_of_range (also for
+// expires_after.seconds outside 10–7200) and, as a 403,
+// session_type_not_allowed. Errors other than *policy.FieldError pass
+// through (a 500 for the client).
+func fieldError(tier policy.Tier, err error) error {
+	var fe *policy.FieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	if req == nil {
-		return l, nil
+	code, status := fe.Code, http.StatusBadRequest
+	msg := fmt.Sprintf("Invalid '%s': %s.", fe.Param, fe.Message)
+	switch {
+	case fe.Code == policy.CodeUnknownParameter:
+		msg = fmt.Sprintf("Unknown parameter: '%s'.", fe.Param)
+	case fe.Code == policy.CodeMissingParameter:
+		msg = fmt.Sprintf("Missing required parameter: '%s'.", fe.Param)
+	case fe.Param == "expires_after.seconds":
+		code = "integer_out_of_range"
+	case fe.Code != policy.CodeNotAllowed:
+		// invalid_type, invalid_value: policy's code as is.
+	case fe.Param == "session.model":
+		code = "model_not_allowed"
+		if len(tier.AllowedModels) > 0 {
+			msg = fmt.Sprintf("Invalid 'session.model': %s (allowed: %s).", fe.Message, strings.Join(tier.AllowedModels, ", "))
+		}
+	case fe.Param == "session.audio.output.voice":
+		code = "voice_not_allowed"
+		if len(tier.AllowedVoices) > 0 {
+			msg = fmt.Sprintf("Invalid 'session.audio.output.voice': %s (allowed: %s).", fe.Message, strings.Join(tier.AllowedVoices, ", "))
+		}
+	case fe.Param == "session.type":
+		code, status = "session_type_not_allowed", http.StatusForbidden
+		msg = "This tier does not allow transcription sessions."
+	case strings.HasPrefix(fe.Param, "limits."):
+		code = "limit_not_tighter"
 	}
-	check := func(param string, want, have int64) (int64, error) {
-		if want <= 0 {
-			return 0, badRequest("invalid_value", "limits."+param, fmt.Sprintf("Invalid 'limits.%s': must be greater than 0.", param))
-		}
-		if have > 0 && want > have {
-			return 0, badRequest("limit_not_tighter", "limits."+param,
-				fmt.Sprintf("Invalid 'limits.%s': limits may only tighten the tier's.", param))
-		}
-		return want, nil
-	}
-	var err error
-	var v int64
-	if req.MaxSessionSeconds != nil {
-		if v, err = check("max_session_seconds", int64(*req.MaxSessionSeconds), int64(l.MaxSessionSeconds)); err != nil {
-			return l, err
-		}
-		l.MaxSessionSeconds = int(v)
-	}
-	if req.IdleTimeoutSeconds != nil {
-		if v, err = check("idle_timeout_seconds", int64(*req.IdleTimeoutSeconds), int64(l.IdleTimeoutSeconds)); err != nil {
-			return l, err
-		}
-		l.IdleTimeoutSeconds = int(v)
-	}
-	if req.BudgetUSD != nil {
-		b := *req.BudgetUSD
-		if math.IsNaN(b) || math.IsInf(b, 0) || b > 1e9 {
-			return l, badRequest("invalid_value", "limits.budget_usd", "Invalid 'limits.budget_usd'.")
-		}
-		if v, err = check("budget_usd", usdToNano(b), l.BudgetNanoUSD); err != nil {
-			return l, err
-		}
-		l.BudgetNanoUSD = v
-	}
-	if req.MaxConcurrent != nil {
-		if v, err = check("max_concurrent", int64(*req.MaxConcurrent), int64(l.MaxConcurrent)); err != nil {
-			return l, err
-		}
-		l.MaxConcurrent = int(v)
-	}
-	return l, nil
+	return &apiError{Status: status, Type: "invalid_request_error", Code: code, Param: fe.Param, Message: msg}
 }
-
-func usdToNano(usd float64) int64 { return int64(math.Round(usd * 1e9)) }
 
 // randomID returns prefix + 24 hex characters (96 random bits).
 func randomID(rnd io.Reader, prefix string) (string, error) {

@@ -89,7 +89,7 @@ func TestMintValidation(t *testing.T) {
 		{"unknown session field", `{"session":{"type":"realtime","voice":"alloy"}}`, 400, "unknown_parameter", "session.voice"},
 		{"unknown top-level", `{"sesion":{}}`, 400, "unknown_parameter", "sesion"},
 		{"bad type", `{"session":{"type":"translation"}}`, 400, "invalid_value", "session.type"},
-		{"transcription not allowed", `{"session":{"type":"transcription"}}`, 403, "session_type_not_allowed", nil},
+		{"transcription not allowed", `{"session":{"type":"transcription"}}`, 403, "session_type_not_allowed", "session.type"},
 		{"model not allowed", `{"session":{"model":"gpt-5"}}`, 400, "model_not_allowed", "session.model"},
 		{"model of other tier", `{"tier":"pro","session":{"model":"gpt-realtime"}}`, 400, "model_not_allowed", "session.model"},
 		{"unknown tier", `{"tier":"gold"}`, 400, "invalid_value", "tier"},
@@ -99,6 +99,18 @@ func TestMintValidation(t *testing.T) {
 		{"unknown limit", `{"limits":{"max_tokens":3}}`, 400, "unknown_parameter", "limits.max_tokens"},
 		{"bad json", `{"session":`, 400, "invalid_json", nil},
 		{"wrong type", `{"expires_after":{"seconds":"60"}}`, 400, "invalid_type", "expires_after.seconds"},
+		{"session not an object", `{"session":"realtime"}`, 400, "invalid_type", "session"},
+		{"voice unknown", `{"session":{"audio":{"output":{"voice":"bogus"}}}}`, 400, "voice_not_allowed", "session.audio.output.voice"},
+		{"nested format rate", `{"session":{"audio":{"output":{"format":{"type":"audio/pcm","rate":16000}}}}}`, 400, "invalid_value", "session.audio.output.format.rate"},
+		{"nested unknown", `{"session":{"audio":{"output":{"volume":11}}}}`, 400, "unknown_parameter", "session.audio.output.volume"},
+		{"nested wrong type", `{"session":{"audio":{"input":"loud"}}}`, 400, "invalid_type", "session.audio.input"},
+		{"nested missing", `{"session":{"audio":{"input":{"transcription":{"language":"en"}}}}}`, 400, "missing_required_parameter", "session.audio.input.transcription.model"},
+		{"max_output_tokens", `{"session":{"max_output_tokens":5000}}`, 400, "invalid_value", "session.max_output_tokens"},
+		{"tracing", `{"session":{"tracing":"always"}}`, 400, "invalid_value", "session.tracing"},
+		{"transcription extra field", `{"tier":"pro","session":{"type":"transcription","instructions":"x"}}`, 400, "unknown_parameter", "session.instructions"},
+		{"zero budget", `{"limits":{"budget_usd":0}}`, 400, "invalid_value", "limits.budget_usd"},
+		{"negative idle", `{"limits":{"idle_timeout_seconds":-1}}`, 400, "invalid_value", "limits.idle_timeout_seconds"},
+		{"limits not an object", `{"limits":[1]}`, 400, "invalid_type", "limits"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
