@@ -237,6 +237,7 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 		Logger:       log,
 		Registry:     reg,
 		Instance:     cfg.Instance,
+		LeaseTTL:     cfg.LeaseTTL,
 		Web:          web.FS(),
 		Tier:         gov.Tier,
 		LimitRefused: gov.Metrics.Refused,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/voicegate/voicegate/internal/store/redis"
 	"github.com/voicegate/voicegate/internal/store/redis/redistest"
 )
 
@@ -201,5 +202,66 @@ func TestUserBudgetAcrossInstances(t *testing.T) {
 	tokI, _ := mint(t, b, "ivy") // control: another user still has budget on B
 	if !respond(t, connect(t, b, tokI)) {
 		t.Fatal("B refused a user with untouched budget")
+	}
+}
+
+// TestEmptyRedisRestartReacquiresLeases: Redis restarts with an empty
+// dataset while frank is live on A (per-user cap 1). A's lease renewal
+// finds its leases gone and acquires them again, so a second session of
+// frank on B is still refused; A's session keeps working throughout.
+func TestEmptyRedisRestartReacquiresLeases(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	url, _, restart := redistest.Start(t)
+	up, key, _ := simulator(t)
+	cfg := governConfig(t, 600)
+	a := startInstance(t, "a", url, up, key, "--config", cfg, "--lease-ttl", ttl.String())
+	b := startInstance(t, "b", url, up, key, "--config", cfg, "--lease-ttl", ttl.String())
+	rs, err := redis.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	tok1, id1 := mint(t, a, "frank")
+	c1 := connect(t, a, tok1)
+	turn(t, c1, "before the restart")
+
+	restart()
+	eventually(t, 3*ttl, "leases of the live session acquired again", func() bool {
+		nu, err1 := rs.LeaseCount(context.Background(), "user:frank")
+		nt, err2 := rs.LeaseCount(context.Background(), "tok:"+id1)
+		return err1 == nil && err2 == nil && nu == 1 && nt == 1
+	})
+	tok2, _ := mint(t, b, "frank")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.base, "http")+"/v1/realtime?model=gpt-realtime",
+		&websocket.DialOptions{Subprotocols: []string{"realtime", "openai-insecure-api-key." + tok2}})
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("second live session of frank accepted after the empty restart (cap 1)")
+	}
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("refusal %v (%v), want 429", resp, err)
+	}
+	turn(t, c1, "after the restart")
+	// The live session's record was re-created from the connection, so it
+	// can be listed and revoked again.
+	eventually(t, 5*time.Second, "session record re-created", func() bool {
+		code, _ := do(t, "GET", a.base+"/voicegate/v1/sessions/"+id1, "")
+		return code == http.StatusOK
+	})
+	// … and revoked from another instance, over the resubscribed bus.
+	if code, m := do(t, "DELETE", b.base+"/voicegate/v1/sessions/"+id1, ""); code != http.StatusOK {
+		t.Fatalf("revoke on B after the restart: %d %v", code, m)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	for {
+		if _, _, err := c1.Read(rctx); err != nil {
+			if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+				t.Fatalf("close after revocation: %v (%v), want 1008", got, err)
+			}
+			break
+		}
 	}
 }

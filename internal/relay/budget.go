@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -55,15 +56,16 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 	tab, model := v.g.prices(), v.rec.Model
 	want := tab.MaxCost(model, maxOut, in)
 	minOut := min(v.minOut(), maxOut)
-	res, err := v.g.Store.Reserve(ctx, store.Reservation{ID: id, Accounts: accounts, Want: want, Min: tab.MaxCost(model, minOut, in)})
-	if err != nil {
-		v.g.logger().Error("budget reservation failed", "session_id", v.rec.ID, "err", err)
-		return nil, realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot check its budget right now", eventID)
+	res, local, refusal := v.hold(ctx, id, accounts, want, tab.MaxCost(model, minOut, in), eventID)
+	if refusal != nil {
+		return nil, refusal
 	}
 	if res.Granted == 0 {
 		v.g.Metrics.Refused("budget", v.tier.Name, model)
-		v.audit(ctx, "limit", map[string]any{"limit": "budget", "remaining_nanousd": res.Remaining})
-		if ownPending == 0 && v.exhausted(ctx, accounts, in) {
+		v.audit(ctx, "limit", map[string]any{"limit": "budget", "remaining_nanousd": res.Remaining, "local": local})
+		// A local view errs low: it refuses the response but never ends
+		// the session.
+		if !local && ownPending == 0 && v.exhausted(ctx, accounts, in) {
 			v.close(CodeBudgetExceeded, "the budget is spent")
 		}
 		return nil, realtime.ErrorEvent(CodeBudgetExceeded, "the remaining budget cannot afford a response", eventID)
@@ -74,13 +76,16 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 		v.g.Metrics.clamp(v.tier.Name, model)
 	}
 	v.g.Metrics.reservedAdd(v.tier.Name, model, res.Granted)
+	if local {
+		v.g.Metrics.localGrant(v.tier.Name, model)
+	}
 	resp["max_output_tokens"] = json.RawMessage(strconv.Itoa(covered))
 	rb, _ := json.Marshal(resp)
 	ev["response"] = rb
 	out, _ := json.Marshal(ev)
 
 	v.mu.Lock()
-	v.pending = append(v.pending, reservation{id: id, added: added})
+	v.pending = append(v.pending, reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts})
 	v.mu.Unlock()
 	return out, nil
 }
@@ -144,14 +149,22 @@ func (v *governor) ResponseDone(ctx context.Context, e store.LedgerEntry) {
 	v.mu.Unlock()
 
 	accounts := Accounts(v.rec, v.tier, v.g.now())
+	if r.local {
+		accounts = r.accounts // the windows it was granted in
+	}
 	if len(accounts) == 0 {
 		return
 	}
 	var err error
-	if r.id != "" {
+	if r.id != "" && !r.local {
 		err = v.g.Store.Settle(ctx, r.id, e.CostNanoUSD)
 	} else {
+		// No reservation the store knows of: a local grant, or a
+		// response nothing reserved for. Charge reaches the store once
+		// (spooled while it is down); the local view keeps the cost
+		// until a read of the store is known to include it.
 		err = v.g.Store.Charge(ctx, accounts, e.CostNanoUSD)
+		v.g.local.done(accounts, r.granted, e.CostNanoUSD)
 	}
 	if err != nil {
 		v.g.logger().Error("budget settle failed", "session_id", v.rec.ID, "response_id", e.ResponseID, "err", err)
@@ -170,44 +183,138 @@ func (v *governor) ResponseDone(ctx context.Context, e store.LedgerEntry) {
 // response with input estimate in; it audits which account it was.
 func (v *governor) exhausted(ctx context.Context, accounts []store.BudgetAccount, in int) bool {
 	minCost := v.g.prices().MaxCost(v.rec.Model, v.minOut(), in)
-	for _, a := range accounts {
-		spent, _, err := v.g.Store.Spent(ctx, a.Key)
+	charged, settled := v.g.local.snapshot(accounts), v.g.spoolEmpty()
+	remaining := make([]int64, len(accounts))
+	var out bool
+	for i, a := range accounts {
+		spent, reserved, err := v.g.Store.Spent(ctx, a.Key)
 		if err != nil {
-			v.g.logger().Error("budget read failed", "session_id", v.rec.ID, "err", err)
+			if errors.Is(err, store.ErrUnavailable) {
+				// Local accounting is on: the outage was logged once.
+				v.g.logger().Debug("budget read failed", "session_id", v.rec.ID, "err", err)
+			} else {
+				v.g.logger().Error("budget read failed", "session_id", v.rec.ID, "err", err)
+			}
 			return false
 		}
-		if a.LimitNano-spent < minCost {
+		remaining[i] = a.LimitNano - spent - reserved
+		if !out && a.LimitNano-spent < minCost {
 			v.g.Metrics.Refused("budget", v.tier.Name, v.rec.Model)
 			v.audit(ctx, "limit", map[string]any{"limit": "budget", "account": accountKind(a.Key), "spent_nanousd": spent})
-			return true
+			out = true
 		}
 	}
-	return false
+	v.g.local.learn(accounts, remaining, charged, settled)
+	return out
 }
 
 // SessionEnded implements Ender: reservations of responses that never
 // started or were never metered are released.
 func (v *governor) SessionEnded(ctx context.Context) {
 	v.mu.Lock()
-	var ids []string
-	for _, r := range v.pending {
-		ids = append(ids, r.id)
-	}
+	var held []reservation
+	held = append(held, v.pending...)
 	for _, r := range v.byResp {
 		if r.id != "" {
-			ids = append(ids, r.id)
+			held = append(held, r)
 		}
 	}
 	if v.stand.id != "" {
-		ids = append(ids, v.stand.id)
+		held = append(held, v.stand)
 	}
 	v.pending, v.byResp, v.stand = nil, map[string]reservation{}, reservation{}
 	v.mu.Unlock()
-	for _, id := range ids {
-		if err := v.g.Store.Settle(ctx, id, 0); err != nil {
-			v.g.logger().Error("budget release failed", "session_id", v.rec.ID, "err", err)
+	for _, r := range held {
+		v.releaseHold(ctx, r)
+	}
+}
+
+// releaseHold gives back a reservation whose response never ran: locally
+// for a local grant, else by settling it at zero.
+func (v *governor) releaseHold(ctx context.Context, r reservation) {
+	if r.local {
+		v.g.local.release(r.accounts, r.granted)
+		return
+	}
+	if err := v.g.Store.Settle(ctx, r.id, 0); err != nil {
+		v.g.logger().Error("budget release failed", "session_id", v.rec.ID, "err", err)
+	}
+}
+
+// hold reserves between lo and want on accounts for the reservation id: in
+// the shared store, or from the process's local view while the store is
+// unreachable (local is then true; also when the local view alone refused).
+// A refusal is an error event for eventID when neither can decide; a budget
+// that cannot afford lo is Granted 0 with no refusal.
+func (v *governor) hold(ctx context.Context, id string, accounts []store.BudgetAccount, want, lo int64, eventID string) (res store.ReserveResult, local bool, refusal []byte) {
+	charged, settled := v.g.local.snapshot(accounts), v.g.spoolEmpty()
+	if !settled {
+		// Costs this instance charged during an outage may still wait in
+		// the spool, unseen by the store: its own view bounds the grant
+		// until they are replayed.
+		if av, ok := v.g.local.avail(accounts); ok {
+			if av < lo {
+				return store.ReserveResult{Remaining: max(av, 0)}, true, nil
+			}
+			want = min(want, av)
 		}
 	}
+	res, err := v.g.Store.Reserve(ctx, store.Reservation{ID: id, Accounts: accounts, Want: want, Min: lo})
+	if err == nil {
+		if v.g.local.setOutage(false) {
+			v.g.logger().Info("budget store reachable again: reservations are shared again")
+		}
+		// The tightest account's remaining bounds every other one from
+		// below.
+		remaining := make([]int64, len(accounts))
+		for i := range remaining {
+			remaining[i] = res.Remaining
+		}
+		v.g.local.learn(accounts, remaining, charged, settled)
+		v.g.local.prune(v.g.now())
+		return res, false, nil
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		v.g.logger().Error("budget reservation failed", "session_id", v.rec.ID, "err", err)
+		return res, false, realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot check its budget right now", eventID)
+	}
+	if v.g.local.setOutage(true) {
+		v.g.logger().Warn("budget store unreachable: granting responses from local accounting until it is back", "err", err)
+	}
+	granted, remaining, unknown := v.g.local.grant(accounts, want, lo)
+	if unknown {
+		v.g.logger().Error("budget reservation failed: account never learned before the store became unreachable", "session_id", v.rec.ID, "err", err)
+		return res, false, realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot check its budget right now", eventID)
+	}
+	return store.ReserveResult{Granted: granted, Remaining: remaining}, true, nil
+}
+
+// seed learns every account of the session from the store once, at the
+// session's first client event, so local accounting can take over if the
+// store goes down before its first response.
+func (v *governor) seed(ctx context.Context) {
+	v.mu.Lock()
+	done := v.seeded
+	v.seeded = true
+	v.mu.Unlock()
+	if done {
+		return
+	}
+	accounts := Accounts(v.rec, v.tier, v.g.now())
+	if len(accounts) == 0 {
+		return
+	}
+	charged, settled := v.g.local.snapshot(accounts), v.g.spoolEmpty()
+	remaining := make([]int64, len(accounts))
+	for i, a := range accounts {
+		spent, reserved, err := v.g.Store.Spent(ctx, a.Key)
+		if err != nil {
+			v.g.logger().Warn("budget read failed", "session_id", v.rec.ID, "err", err)
+			return
+		}
+		remaining[i] = a.LimitNano - spent - reserved
+	}
+	v.g.local.learn(accounts, remaining, charged, settled)
 }
 
 // accountKind is the non-identifying part of an account key.

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -54,6 +55,18 @@ type Governance struct {
 	// MinOutputTokens is the smallest output allowance worth starting a
 	// response for; 0 means 20 (one second of audio).
 	MinOutputTokens int
+
+	// While the store is unreachable, live sessions are governed by these
+	// process-local views (see local.go).
+	local   localBudgets
+	limiter localLimiter
+}
+
+// spoolEmpty reports whether no write of the store is waiting in its
+// spool (always true for a store without one).
+func (g *Governance) spoolEmpty() bool {
+	p, ok := g.Store.(pendingSpool)
+	return !ok || p.Pending() == 0
 }
 
 func (g *Governance) now() time.Time {
@@ -133,6 +146,12 @@ func (g *Governance) Govern(rec *store.Session) Governor {
 type reservation struct {
 	id    string
 	added int // governor.added when it was made
+	// local is set for a grant made from the local view while the store
+	// was unreachable: the store never saw it, so its cost is charged,
+	// not settled.
+	local    bool
+	granted  int64
+	accounts []store.BudgetAccount
 }
 
 // governor is the Governor of one session.
@@ -154,6 +173,7 @@ type governor struct {
 	vad           bool                   // server turn detection is on
 	stand         reservation            // the standing reservation for a server-VAD response
 	pinnedOut     int                    // max_output_tokens the governor pinned upstream (0 = none)
+	seeded        bool                   // the accounts were read once (seed)
 	upstream      func(ctx context.Context, frame []byte) error
 }
 
@@ -172,6 +192,7 @@ func (v *governor) WarnLead(maxSeconds int) time.Duration { return v.tier.WarnLe
 // ClientEvent implements Governor: firewall, event rate, then for
 // response.create the response rate and the budget reservation.
 func (v *governor) ClientEvent(ctx context.Context, eventType string, frame []byte) (forward, refusal []byte) {
+	v.seed(ctx)
 	d := v.fw.Inspect(frame)
 	switch d.Action {
 	case policy.Refuse:
@@ -234,10 +255,15 @@ func (v *governor) addInput(frame []byte) {
 }
 
 // allow applies one GCRA limit; the refusal is an in-stream
-// rate_limit_exceeded echoing eventID. A store failure refuses (fail
+// rate_limit_exceeded echoing eventID. While the store is unreachable the
+// process-local limiter decides; any other store failure refuses (fail
 // closed).
 func (v *governor) allow(ctx context.Context, key string, l store.Limit, limit, eventID string) []byte {
 	res, err := v.g.Store.Allow(ctx, key, l)
+	if errors.Is(err, store.ErrUnavailable) {
+		// The keys are per session, so the local decision is exact.
+		res, err = v.g.limiter.allow(key, l, v.g.now()), nil
+	}
 	if err != nil {
 		v.g.logger().Error("rate limit check failed", "session_id", v.rec.ID, "limit", limit, "err", err)
 		return realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot check its limits right now", eventID)

@@ -8,12 +8,14 @@ type GovMetrics struct {
 	refusals *prometheus.CounterVec // limit, tier, model
 	reserved *prometheus.CounterVec // tier, model
 	clamped  *prometheus.CounterVec // tier, model
+	local    *prometheus.CounterVec // tier, model
 }
 
 // NewGovMetrics creates vg_limit_refusals_total{limit,tier,model},
-// vg_budget_reserved_nanousd_total{tier,model} and
-// vg_budget_clamped_responses_total{tier,model}, registered on reg unless
-// it is nil.
+// vg_budget_reserved_nanousd_total{tier,model},
+// vg_budget_clamped_responses_total{tier,model} and
+// vg_budget_local_grants_total{tier,model}, registered on reg unless it is
+// nil.
 func NewGovMetrics(reg prometheus.Registerer) *GovMetrics {
 	m := &GovMetrics{
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -25,9 +27,12 @@ func NewGovMetrics(reg prometheus.Registerer) *GovMetrics {
 		clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vg_budget_clamped_responses_total", Help: "Responses whose max_output_tokens was lowered to fit the budget.",
 		}, []string{"tier", "model"}),
+		local: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vg_budget_local_grants_total", Help: "Responses granted budget from the instance's local accounting while the store was unreachable.",
+		}, []string{"tier", "model"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.refusals, m.reserved, m.clamped)
+		reg.MustRegister(m.refusals, m.reserved, m.clamped, m.local)
 	}
 	return m
 }
@@ -48,5 +53,11 @@ func (m *GovMetrics) reservedAdd(tier, model string, n int64) {
 func (m *GovMetrics) clamp(tier, model string) {
 	if m != nil {
 		m.clamped.WithLabelValues(tier, model).Inc()
+	}
+}
+
+func (m *GovMetrics) localGrant(tier, model string) {
+	if m != nil {
+		m.local.WithLabelValues(tier, model).Inc()
 	}
 }

@@ -320,7 +320,7 @@ func (s *session) connected(dialed time.Duration) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	now := s.started
-	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, func(rec *store.Session) error {
+	err := s.updateRecord(ctx, func(rec *store.Session) error {
 		rec.State = store.StateLive
 		rec.Transport = "websocket"
 		if rec.StartedAt.IsZero() {
@@ -345,7 +345,7 @@ func (s *session) disconnected(c endCause) {
 	defer cancel()
 	end := s.r.now()
 	dur := end.Sub(s.started).Seconds()
-	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, func(rec *store.Session) error {
+	err := s.updateRecord(ctx, func(rec *store.Session) error {
 		rec.LiveSeconds += dur
 		switch {
 		case rec.State == store.StateRevoked || rec.State == store.StateEnded:
@@ -382,6 +382,33 @@ func (s *session) disconnected(c endCause) {
 	s.r.Metrics.liveAdd(-1)
 	s.log.Info("session disconnected", "by", c.by, "close_code", code, "reason", c.reason,
 		"duration_seconds", dur, "responses", n, "total_tokens", usage.TotalTokens, "cost_nanousd", cost)
+}
+
+// updateRecord applies fn to the stored session record. When the store no
+// longer has it (Redis restarted with an empty dataset while the session
+// was live), the record is created again from the copy this connection
+// holds, with fn applied, so the session stays listable, revocable and
+// reconnectable; that is logged once per re-creation.
+func (s *session) updateRecord(ctx context.Context, fn func(*store.Session) error) error {
+	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, fn)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rec := *s.rec
+	if err := fn(&rec); err != nil {
+		return err
+	}
+	err = s.r.Store.CreateSession(ctx, &rec)
+	if errors.Is(err, store.ErrConflict) {
+		// Re-created meanwhile (by another instance's connection).
+		_, err = s.r.Store.UpdateSession(ctx, s.rec.ID, fn)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("relay: re-create missing session record: %w", err)
+	}
+	s.log.Warn("session record missing from the store: re-created from the live connection", "state", rec.State)
+	return nil
 }
 
 func (s *session) audit(ctx context.Context, kind string, detail map[string]any) {

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/voicegate/voicegate/internal/realtime"
-	"github.com/voicegate/voicegate/internal/store"
 )
 
 // Server-VAD responses start upstream without a client response.create, so
@@ -93,14 +92,13 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 	tab, model := v.g.prices(), v.rec.Model
 	want := tab.MaxCost(model, maxOut, in)
 	minOut := min(v.minOut(), maxOut)
-	res, err := v.g.Store.Reserve(ctx, store.Reservation{ID: id, Accounts: accounts, Want: want, Min: tab.MaxCost(model, minOut, in)})
-	if err != nil {
-		v.g.logger().Error("budget reservation failed", "session_id", v.rec.ID, "err", err)
-		return realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot check its budget right now", eventID)
+	res, local, refusal := v.hold(ctx, id, accounts, want, tab.MaxCost(model, minOut, in), eventID)
+	if refusal != nil {
+		return refusal
 	}
 	if res.Granted == 0 {
 		v.g.Metrics.Refused("budget", v.tier.Name, model)
-		if v.exhausted(ctx, accounts, in) {
+		if !local && v.exhausted(ctx, accounts, in) {
 			v.close(CodeBudgetExceeded, "the budget is spent")
 		}
 		return realtime.ErrorEvent(CodeBudgetExceeded, "the remaining budget cannot afford a response", eventID)
@@ -111,6 +109,10 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 		v.g.Metrics.clamp(v.tier.Name, model)
 	}
 	v.g.Metrics.reservedAdd(v.tier.Name, model, res.Granted)
+	if local {
+		v.g.Metrics.localGrant(v.tier.Name, model)
+	}
+	r := reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts}
 	if covered != pinned {
 		upd := `{"type":"session.update","event_id":"` + realtime.NewID("vg_budget_") + `","session":{`
 		if !v.fw.Beta {
@@ -122,12 +124,12 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 		}
 		upd += strconv.Quote(key) + ":" + strconv.Itoa(covered) + "}}"
 		if err := send(ctx, []byte(upd)); err != nil {
-			_ = v.g.Store.Settle(ctx, id, 0)
+			v.releaseHold(ctx, r)
 			return realtime.ErrorEvent(CodeGovernUnavailable, "the gateway cannot pin the response bound", eventID)
 		}
 	}
 	v.mu.Lock()
-	v.stand = reservation{id: id, added: added}
+	v.stand = r
 	v.pinnedOut = covered
 	v.mu.Unlock()
 	return nil

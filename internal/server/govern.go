@@ -16,8 +16,12 @@ func rateLimited(message string, retry time.Duration) *apiError {
 		Message: message, RetryAfter: max(retry, time.Second)}
 }
 
-// lease is one held concurrency slot.
-type lease struct{ key, holder string }
+// lease is one held concurrency slot of a live connection.
+type lease struct {
+	key, holder string
+	max         int  // the cap it was acquired under, to acquire it again
+	lost        bool // acquiring it again was refused: the slot was taken
+}
 
 // limitRefused counts and audits a refusal by limit.
 func (s *Server) limitRefused(ctx context.Context, sess *store.Session, limit string) {
@@ -75,16 +79,71 @@ func (s *Server) governConnect(ctx context.Context, sess *store.Session, holder 
 			s.limitRefused(ctx, sess, c.limit)
 			return nil, rateLimited(fmt.Sprintf("Too many live sessions for %s: the limit is %d.", c.what, c.max), s.LeaseTTL)
 		}
-		held = append(held, lease{c.key, holder})
+		held = append(held, lease{key: c.key, holder: holder, max: c.max})
 	}
 	return held, nil
 }
 
-func (s *Server) renewLeases(ctx context.Context, ls []lease) {
-	for _, l := range ls {
-		if err := s.Store.RenewLease(ctx, l.key, l.holder, s.LeaseTTL); err != nil && ctx.Err() == nil {
-			s.Logger.Warn("lease renewal failed", "lease", leaseKind(l.key), "err", err)
+// renewLeases renews the leases of the live session sess. A lease the
+// store no longer has (it expired while the store was unreachable, or
+// Redis restarted empty) is acquired again for the same holder and cap, so
+// the caps hold again. If its slot was taken meanwhile the session keeps
+// running (a live call is not cut because the store lost its state): the
+// loss is logged and audited once, and acquiring is retried at every
+// renewal until it succeeds or the session ends. missing reports that the
+// store had lost a lease.
+func (s *Server) renewLeases(ctx context.Context, sess *store.Session, ls []lease) (missing bool) {
+	for i := range ls {
+		l := &ls[i]
+		err := s.Store.RenewLease(ctx, l.key, l.holder, s.LeaseTTL)
+		if err == nil || ctx.Err() != nil {
+			continue
 		}
+		if !errors.Is(err, store.ErrNotFound) {
+			s.Logger.Warn("lease renewal failed", "session_id", sess.ID, "lease", leaseKind(l.key), "err", err)
+			continue
+		}
+		missing = true
+		ok, err := s.Store.AcquireLease(ctx, l.key, l.holder, l.max, s.LeaseTTL)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				s.Logger.Warn("lease re-acquire failed", "session_id", sess.ID, "lease", leaseKind(l.key), "err", err)
+			}
+		case ok:
+			s.Logger.Info("lease missing from the store: acquired again", "session_id", sess.ID, "lease", leaseKind(l.key), "was_lost", l.lost)
+			l.lost = false
+		case !l.lost:
+			l.lost = true
+			s.Logger.Warn("lease missing from the store and its slot is taken: the session continues over the cap",
+				"session_id", sess.ID, "lease", leaseKind(l.key), "max", l.max)
+			s.audit(ctx, store.AuditEntry{Kind: "limit", SessionID: sess.ID, User: sess.User, AppKeyID: sess.AppKeyID, Tier: sess.Tier,
+				Detail: map[string]any{"limit": "lease_lost", "lease": leaseKind(l.key), "max": l.max, "at": "renew"}})
+		}
+	}
+	return missing
+}
+
+// restoreRecord creates the record of the live session sess again when the
+// store lost it (an empty Redis restart, noticed by its missing leases),
+// so the session can be listed and revoked by id again.
+func (s *Server) restoreRecord(ctx context.Context, sess *store.Session) {
+	if _, err := s.Store.Session(ctx, sess.ID); !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	rec := *sess
+	rec.State = store.StateLive
+	if rec.Transport == "" {
+		rec.Transport = "websocket"
+	}
+	if rec.StartedAt.IsZero() {
+		rec.StartedAt = s.Now()
+	}
+	switch err := s.Store.CreateSession(ctx, &rec); {
+	case err == nil:
+		s.Logger.Warn("session record missing from the store: re-created from the live connection", "session_id", sess.ID)
+	case !errors.Is(err, store.ErrConflict) && ctx.Err() == nil:
+		s.Logger.Warn("re-creating a missing session record failed", "session_id", sess.ID, "err", err)
 	}
 }
 

@@ -94,6 +94,7 @@ func handleRealtime(s *Server) http.Handler {
 		}
 		ctx, stop := context.WithCancel(context.WithoutCancel(r.Context()))
 		renewed := make(chan struct{})
+		all := append([]lease{{key: key, holder: holder, max: 1}}, gov...)
 		go func() { // owner: this handler; exits when stop is called below
 			defer close(renewed)
 			t := time.NewTicker(s.LeaseTTL / 3)
@@ -103,10 +104,9 @@ func handleRealtime(s *Server) http.Handler {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					if err := s.Store.RenewLease(ctx, key, holder, s.LeaseTTL); err != nil && ctx.Err() == nil {
-						s.Logger.Warn("lease renewal failed", "session_id", sess.ID, "err", err)
+					if s.renewLeases(ctx, sess, all) {
+						s.restoreRecord(ctx, sess)
 					}
-					s.renewLeases(ctx, gov)
 				}
 			}
 		}()
