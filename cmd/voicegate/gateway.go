@@ -128,6 +128,7 @@ func priceTable(cfg *config.Config) meter.Table {
 			TextIn: meter.USD(p.TextIn), TextCached: meter.USD(p.TextCached), TextOut: meter.USD(p.TextOut),
 			AudioIn: meter.USD(p.AudioIn), AudioCached: meter.USD(p.AudioCached), AudioOut: meter.USD(p.AudioOut),
 			ImageIn: meter.USD(p.ImageIn), ImageCached: meter.USD(p.ImageCached),
+			AudioPerMinute: meter.USD(p.AudioPerMinute),
 		}
 	}
 	return t

@@ -125,16 +125,18 @@ func (t Tier) Policy(name string) (policy.Tier, error) {
 }
 
 // Price is a model's price in USD per 1M tokens; cached prices apply to the
-// cached subset of the input tokens.
+// cached subset of the input tokens. AudioPerMinute prices duration-billed
+// transcription (whisper-1) in USD per minute of input audio.
 type Price struct {
-	TextIn      float64 `yaml:"text_in"`
-	TextCached  float64 `yaml:"text_cached"`
-	TextOut     float64 `yaml:"text_out"`
-	AudioIn     float64 `yaml:"audio_in"`
-	AudioCached float64 `yaml:"audio_cached"`
-	AudioOut    float64 `yaml:"audio_out"`
-	ImageIn     float64 `yaml:"image_in"`
-	ImageCached float64 `yaml:"image_cached"`
+	TextIn         float64 `yaml:"text_in"`
+	TextCached     float64 `yaml:"text_cached"`
+	TextOut        float64 `yaml:"text_out"`
+	AudioIn        float64 `yaml:"audio_in"`
+	AudioCached    float64 `yaml:"audio_cached"`
+	AudioOut       float64 `yaml:"audio_out"`
+	ImageIn        float64 `yaml:"image_in"`
+	ImageCached    float64 `yaml:"image_cached"`
+	AudioPerMinute float64 `yaml:"audio_per_minute"`
 }
 
 // Secret is a credential in the configuration: it prints as REDACTED.
@@ -317,7 +319,7 @@ func (c *Config) Validate() error {
 	}
 	c.Login.validate(bad)
 	for m, p := range c.Prices {
-		if p.TextIn < 0 || p.TextCached < 0 || p.TextOut < 0 || p.AudioIn < 0 || p.AudioCached < 0 || p.AudioOut < 0 || p.ImageIn < 0 || p.ImageCached < 0 {
+		if p.TextIn < 0 || p.TextCached < 0 || p.TextOut < 0 || p.AudioIn < 0 || p.AudioCached < 0 || p.AudioOut < 0 || p.ImageIn < 0 || p.ImageCached < 0 || p.AudioPerMinute < 0 {
 			bad("prices.%s: prices must not be negative", m)
 		}
 	}

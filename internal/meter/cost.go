@@ -22,8 +22,10 @@ func (a *acc) add(tokens, price int64) {
 
 // div returns a / 1e6 rounded (half up when up is false, ceiling when up is
 // true), saturated to MaxInt64.
-func (a acc) div(up bool) int64 {
-	const d = 1_000_000
+func (a acc) div(up bool) int64 { return a.divBy(1_000_000, up) }
+
+// divBy returns a / d rounded like div, saturated to MaxInt64.
+func (a acc) divBy(d uint64, up bool) int64 {
 	if a.hi >= d { // quotient would not fit in 64 bits
 		return math.MaxInt64
 	}
@@ -47,7 +49,8 @@ func nonNeg(v int64) int64 { return max(v, 0) }
 // and the cached part at the cached rate. Output tokens are charged at the
 // output rates. The exact total is rounded half up to whole nano-dollars
 // once, so a sum of ledger entries is within one nano-dollar per entry of
-// the exact price.
+// the exact price. The audio seconds of a duration-billed transcription
+// are added at the model's per-minute price (rounded half up on their own).
 func (t Table) Cost(model string, u store.Usage) (nanoUSD int64, ok bool) {
 	p, ok := t.Lookup(model)
 	if !ok {
@@ -62,7 +65,21 @@ func (t Table) Cost(model string, u store.Usage) (nanoUSD int64, ok bool) {
 	a.add(min(nonNeg(u.CachedImageTokens), nonNeg(u.InputImageTokens)), p.ImageCached)
 	a.add(u.OutputTextTokens, p.TextOut)
 	a.add(u.OutputAudioTokens, p.AudioOut)
-	return a.div(false), true
+	cost := a.div(false)
+	if u.AudioSeconds > 0 && p.AudioPerMinute > 0 {
+		var d acc
+		d.add(u.AudioSeconds, p.AudioPerMinute)
+		cost = satAdd(cost, d.divBy(60, false))
+	}
+	return cost, true
+}
+
+// satAdd adds two non-negative costs, saturating at MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // MaxCost bounds the cost of one response before it runs, for

@@ -6,6 +6,9 @@
 // "USD per 1M tokens" times 1e9. Every listed price has at most nine decimal
 // places, so the table is exact in integers; a cost is Σ tokens × price /
 // 1e6, computed in 128-bit arithmetic and rounded half up once, on the total.
+// Duration-billed transcription models (whisper-1) are priced per minute of
+// audio instead (AudioPerMinute, nano-dollars per minute) and billed per
+// whole second: seconds × price / 60, rounded half up.
 package meter
 
 import (
@@ -26,6 +29,9 @@ type Price struct {
 	AudioOut    int64 `json:"audio_out" yaml:"audio_out"`
 	ImageIn     int64 `json:"image_in" yaml:"image_in"`
 	ImageCached int64 `json:"image_cached" yaml:"image_cached"`
+	// AudioPerMinute prices duration-billed transcription (usage
+	// {"type":"duration"}) in nano-dollars per minute of input audio.
+	AudioPerMinute int64 `json:"audio_per_minute,omitempty" yaml:"audio_per_minute"`
 }
 
 // Table maps a model name to its price. Lookups also match dated snapshots:
@@ -42,8 +48,11 @@ func NanoToUSD(nano int64) float64 { return float64(nano) / 1e9 }
 // DefaultTable returns the built-in prices (protocol notes §9, USD per 1M
 // tokens as listed on developers.openai.com). Image prices: gpt-realtime
 // family 5.00 / cached 0.50 (gpt-realtime-1.5 page); mini models 0.80 /
-// cached 0.08. A fresh map is returned on every call, so callers may
-// override entries from configuration.
+// cached 0.08. Transcription models: gpt-4o-transcribe (and -diarize)
+// audio in 6.00, text in 2.50, text out 10.00; gpt-4o-mini-transcribe
+// 3.00 / 1.25 / 5.00; whisper-1 0.006 USD per minute. A fresh map is
+// returned on every call, so callers may override entries from
+// configuration.
 func DefaultTable() Table {
 	full := Price{
 		TextIn: USD(4), TextCached: USD(0.40), TextOut: USD(16),
@@ -57,12 +66,17 @@ func DefaultTable() Table {
 	}
 	v2 := full
 	v2.TextOut = USD(24)
+	transcribe := Price{TextIn: USD(2.50), TextOut: USD(10), AudioIn: USD(6)}
 	return Table{
-		"gpt-realtime":          full,
-		"gpt-realtime-1.5":      full,
-		"gpt-realtime-2":        v2,
-		"gpt-realtime-mini":     mini,
-		"gpt-realtime-2.1-mini": mini,
+		"gpt-4o-transcribe":         transcribe,
+		"gpt-4o-transcribe-diarize": transcribe,
+		"gpt-4o-mini-transcribe":    {TextIn: USD(1.25), TextOut: USD(5), AudioIn: USD(3)},
+		"whisper-1":                 {AudioPerMinute: USD(0.006)},
+		"gpt-realtime":              full,
+		"gpt-realtime-1.5":          full,
+		"gpt-realtime-2":            v2,
+		"gpt-realtime-mini":         mini,
+		"gpt-realtime-2.1-mini":     mini,
 		"gpt-4o-realtime-preview": {
 			TextIn: USD(5), TextCached: USD(2.50), TextOut: USD(20),
 			AudioIn: USD(40), AudioCached: USD(2.50), AudioOut: USD(80),

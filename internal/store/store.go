@@ -108,6 +108,9 @@ type Usage struct {
 	CachedImageTokens int64 `json:"cached_image_tokens"`
 	OutputTextTokens  int64 `json:"output_text_tokens"`
 	OutputAudioTokens int64 `json:"output_audio_tokens"`
+	// AudioSeconds is the billed input audio of a duration-billed
+	// transcription (e.g. whisper-1), in whole seconds; 0 otherwise.
+	AudioSeconds int64 `json:"audio_seconds,omitempty"`
 }
 
 // Add returns u + v field by field.
@@ -125,14 +128,28 @@ func (u Usage) Add(v Usage) Usage {
 		CachedImageTokens: u.CachedImageTokens + v.CachedImageTokens,
 		OutputTextTokens:  u.OutputTextTokens + v.OutputTextTokens,
 		OutputAudioTokens: u.OutputAudioTokens + v.OutputAudioTokens,
+		AudioSeconds:      u.AudioSeconds + v.AudioSeconds,
 	}
 }
 
-// LedgerEntry is the metered usage of one upstream response. The pair
-// (SessionID, ResponseID) is unique: it is recorded exactly once.
+// LedgerTranscription is the Kind of a ledger entry that meters one input
+// audio transcription; its ResponseID is "transcription:<item_id>".
+const LedgerTranscription = "transcription"
+
+// TranscriptionResponseID is the ResponseID of the ledger entry of the
+// transcription of input item itemID. The prefix cannot collide with an
+// upstream response id ("resp_…").
+func TranscriptionResponseID(itemID string) string { return LedgerTranscription + ":" + itemID }
+
+// LedgerEntry is the metered usage of one upstream response or input
+// audio transcription. The pair (SessionID, ResponseID) is unique: it is
+// recorded exactly once.
 type LedgerEntry struct {
-	SessionID   string    `json:"session_id"`
-	ResponseID  string    `json:"response_id"`
+	SessionID  string `json:"session_id"`
+	ResponseID string `json:"response_id"`
+	// Kind is "" for a response and LedgerTranscription for an input
+	// audio transcription.
+	Kind        string    `json:"kind,omitempty"`
 	User        string    `json:"user"`
 	AppKeyID    string    `json:"app_key_id"`
 	Tier        string    `json:"tier"`

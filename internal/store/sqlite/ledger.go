@@ -11,10 +11,10 @@ import (
 const ledgerColumns = `session_id, response_id, user, app_key_id, tier, model, status,
 	total_tokens, input_tokens, output_tokens, input_text_tokens, input_audio_tokens, input_image_tokens,
 	cached_tokens, cached_text_tokens, cached_audio_tokens, cached_image_tokens,
-	output_text_tokens, output_audio_tokens, cost_nanousd, at`
+	output_text_tokens, output_audio_tokens, cost_nanousd, at, kind, audio_seconds`
 
 const insertLedger = `INSERT INTO ledger (` + ledgerColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (session_id, response_id) DO NOTHING`
 
 // RecordUsage stores e unless its (session, response) pair is present; the
@@ -25,7 +25,7 @@ func (s *Store) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool, err
 		e.SessionID, e.ResponseID, e.User, e.AppKeyID, e.Tier, e.Model, e.Status,
 		u.TotalTokens, u.InputTokens, u.OutputTokens, u.InputTextTokens, u.InputAudioTokens, u.InputImageTokens,
 		u.CachedTokens, u.CachedTextTokens, u.CachedAudioTokens, u.CachedImageTokens,
-		u.OutputTextTokens, u.OutputAudioTokens, e.CostNanoUSD, nanos(e.At))
+		u.OutputTextTokens, u.OutputAudioTokens, e.CostNanoUSD, nanos(e.At), e.Kind, u.AudioSeconds)
 	if err != nil {
 		return false, unavailable("record usage", err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) LedgerEntries(ctx context.Context, f store.LedgerFilter) ([]stor
 		if err := rows.Scan(&e.SessionID, &e.ResponseID, &e.User, &e.AppKeyID, &e.Tier, &e.Model, &e.Status,
 			&u.TotalTokens, &u.InputTokens, &u.OutputTokens, &u.InputTextTokens, &u.InputAudioTokens, &u.InputImageTokens,
 			&u.CachedTokens, &u.CachedTextTokens, &u.CachedAudioTokens, &u.CachedImageTokens,
-			&u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD, &at); err != nil {
+			&u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD, &at, &e.Kind, &u.AudioSeconds); err != nil {
 			return nil, unavailable("ledger entries", err)
 		}
 		e.At = fromNanos(at)

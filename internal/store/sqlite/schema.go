@@ -136,6 +136,11 @@ CREATE TABLE revocations (
 	published_at INTEGER NOT NULL
 );
 `,
+	// 2: transcription entries in the ledger.
+	`
+ALTER TABLE ledger ADD COLUMN kind TEXT NOT NULL DEFAULT '';          -- '' = response, 'transcription'
+ALTER TABLE ledger ADD COLUMN audio_seconds INTEGER NOT NULL DEFAULT 0; -- duration-billed transcription
+`,
 }
 
 // migrate brings the schema to the latest version. It runs in one

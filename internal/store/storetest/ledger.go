@@ -15,6 +15,7 @@ var ledgerTests = []test{
 	{"RecordOnce", testLedgerRecordOnce},
 	{"ConcurrentDuplicates", testLedgerConcurrentDuplicates},
 	{"Filters", testLedgerFilters},
+	{"Transcriptions", testLedgerTranscriptions},
 }
 
 func newEntry(session, response, user, appKey string, when time.Duration) store.LedgerEntry {
@@ -173,6 +174,50 @@ func testLedgerFilters(t *testing.T, h *harness) {
 		for i, e := range got {
 			if d := diffEntry(e, seed[tc.want[i]]); d != "" {
 				t.Errorf("%s: entry %s: %s", tc.name, entryKey(e), d)
+			}
+		}
+	}
+}
+
+// testLedgerTranscriptions: transcription entries keep their kind and
+// duration, are recorded once per item, and sit beside a response of the
+// same session without colliding.
+func testLedgerTranscriptions(t *testing.T, h *harness) {
+	a, b := h.two(t)
+	ctx := t.Context()
+	resp := newEntry("vgs_1", "resp_1", "alice", "key_a", 0)
+	tokens := store.LedgerEntry{
+		SessionID: "vgs_1", ResponseID: store.TranscriptionResponseID("item_1"), Kind: store.LedgerTranscription,
+		User: "alice", AppKeyID: "key_a", Tier: "default", Model: "gpt-4o-transcribe", Status: "completed",
+		Usage:       store.Usage{TotalTokens: 22, InputTokens: 13, OutputTokens: 9, InputAudioTokens: 13, OutputTextTokens: 9},
+		CostNanoUSD: 168_000, At: at(time.Second),
+	}
+	duration := store.LedgerEntry{
+		SessionID: "vgs_1", ResponseID: store.TranscriptionResponseID("item_2"), Kind: store.LedgerTranscription,
+		User: "alice", AppKeyID: "key_a", Tier: "default", Model: "whisper-1", Status: "completed",
+		Usage: store.Usage{AudioSeconds: 7}, CostNanoUSD: 700_000, At: at(2 * time.Second),
+	}
+	for _, e := range []store.LedgerEntry{resp, tokens, duration} {
+		if ok, err := a.RecordUsage(ctx, e); err != nil || !ok {
+			t.Fatalf("RecordUsage(%s) = %v, %v; want inserted", entryKey(e), ok, err)
+		}
+	}
+	dup := duration
+	dup.Usage.AudioSeconds = 99
+	if ok, err := b.RecordUsage(ctx, dup); err != nil || ok {
+		t.Errorf("duplicate transcription RecordUsage = %v, %v; want not inserted", ok, err)
+	}
+	for _, f := range []store.LedgerFilter{{SessionID: "vgs_1"}, {User: "alice"}} {
+		got, err := b.LedgerEntries(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 {
+			t.Fatalf("LedgerEntries(%+v) returned %d entries, want 3", f, len(got))
+		}
+		for i, want := range []store.LedgerEntry{resp, tokens, duration} {
+			if d := diffEntry(got[i], want); d != "" {
+				t.Errorf("filter %+v entry %d: %s", f, i, d)
 			}
 		}
 	}
