@@ -168,40 +168,69 @@ func init() {
 // (threshold 0.5 ↔ RMS 2% of full scale, proportionally).
 type energyMeter struct {
 	format  string
-	n       int     // samples in the current frame
-	sumSq   float64 // of the current frame
+	n       int   // samples in the current frame
+	sumSq   int64 // Σ sample² over the current frame, samples as int16
 	frameMs int
 }
 
 // feed decodes audio and calls frame once per completed 20 ms frame.
+//
+// Squares are summed as integers: with samples scaled to s/32768 every
+// square is a multiple of 2⁻³⁰ below 1 and a frame has at most 480 of
+// them, so a float64 sum would be exact too and the RMS is the same.
 func (m *energyMeter) feed(audio []byte, frame func(rms float64)) {
 	per := 480 // 20 ms at 24 kHz
 	if m.format != "pcm" {
 		per = 160
 	}
-	add := func(s int16) {
-		f := float64(s) / 32768
-		m.sumSq += f * f
-		m.n++
+	table := &alawTable
+	if m.format == "pcmu" {
+		table = &mulawTable
+	}
+	for {
+		var take int
+		sum := m.sumSq
+		if m.format == "pcm" {
+			take = min(len(audio)/2, per-m.n) // a trailing odd byte is ignored
+			sum += sumSquaresPCM(audio[:2*take])
+			audio = audio[2*take:]
+		} else {
+			take = min(len(audio), per-m.n)
+			for _, b := range audio[:take] {
+				s := int64(table[b])
+				sum += s * s
+			}
+			audio = audio[take:]
+		}
+		if take == 0 {
+			return
+		}
+		m.n += take
+		m.sumSq = sum
 		if m.n == per {
-			frame(math.Sqrt(m.sumSq / float64(per)))
+			frame(math.Sqrt(float64(m.sumSq) / (1 << 30) / float64(per)))
 			m.n, m.sumSq = 0, 0
 		}
 	}
-	switch m.format {
-	case "pcm":
-		for i := 0; i+1 < len(audio); i += 2 {
-			add(int16(binary.LittleEndian.Uint16(audio[i:])))
-		}
-	case "pcmu":
-		for _, b := range audio {
-			add(mulawTable[b])
-		}
-	default:
-		for _, b := range audio {
-			add(alawTable[b])
-		}
+}
+
+// sumSquaresPCM is Σ s² over the PCM16 little-endian samples of b (len(b)
+// even), four samples per step.
+func sumSquaresPCM(b []byte) int64 {
+	var a0, a1 int64
+	for len(b) >= 8 {
+		v := binary.LittleEndian.Uint64(b)
+		s0, s1 := int64(int16(v)), int64(int16(v>>16))
+		s2, s3 := int64(int16(v>>32)), int64(int16(v>>48))
+		a0 += s0*s0 + s1*s1
+		a1 += s2*s2 + s3*s3
+		b = b[8:]
 	}
+	for ; len(b) >= 2; b = b[2:] {
+		s := int64(int16(binary.LittleEndian.Uint16(b)))
+		a0 += s * s
+	}
+	return a0 + a1
 }
 
 // speechRMS is the RMS above which a frame counts as speech.

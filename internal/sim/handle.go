@@ -4,14 +4,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/voicegate/voicegate/internal/realtime"
 )
 
 // handle applies one client event.
 func (s *session) handle(b []byte) {
-	if audio, _, ok := parseAppend(b); ok && len(audio) <= 15<<20 {
-		s.inputAudio(audio, s.cfg.inFormat)
+	if b64, _, ok := scanAppend(b); ok && s.appendB64(b64) {
 		return
 	}
 	ev, err := decodeEvent(b)
@@ -106,6 +107,34 @@ func (s *session) handle(b []byte) {
 // would otherwise grow it without bound.
 const maxBufferBytes = 15 * 60 * 1000 * 48
 
+// appendB64 is input_audio_buffer.append on the fast path: the base64
+// audio is decoded straight into the input buffer. It returns false, with
+// the buffer unchanged, when the general path must handle the event
+// (invalid base64, more than 15 MiB).
+func (s *session) appendB64(b64 []byte) bool {
+	start := len(s.buffer)
+	dl := base64.StdEncoding.DecodedLen(len(b64))
+	buf := s.buffer
+	if cap(buf) == 0 { // room for a typical turn up front
+		buf = make([]byte, 0, max(dl, 2000*bytesPerMs(s.cfg.inFormat)))
+	}
+	buf = slices.Grow(buf, dl)
+	s.buffer = buf[:start]
+	n, err := base64.StdEncoding.Decode(buf[start:start+dl], b64)
+	if err != nil || n > 15<<20 {
+		return false
+	}
+	if start+n > maxBufferBytes { // rare: trim through the general path
+		s.inputAudio(slices.Clone(buf[start:start+n]), s.cfg.inFormat)
+		return true
+	}
+	s.buffer = buf[:start+n]
+	// VAD may commit (reset the buffer) mid-audio; nothing writes to the
+	// buffer while it runs, so audio stays valid.
+	s.detect(buf[start:start+n], s.cfg.inFormat)
+	return true
+}
+
 // inputAudio appends to the input buffer and runs server VAD on it.
 // format is the encoding of audio (WebRTC media is always PCM16).
 func (s *session) inputAudio(audio []byte, format string) {
@@ -119,6 +148,11 @@ func (s *session) inputAudio(audio []byte, format string) {
 	if len(s.buffer) > maxBufferBytes {
 		s.buffer = append(s.buffer[:0], s.buffer[len(s.buffer)-maxBufferBytes:]...)
 	}
+	s.detect(audio, format)
+}
+
+// detect runs server VAD over audio just added to the input buffer.
+func (s *session) detect(audio []byte, format string) {
 	vad := s.cfg.vad
 	if vad == nil {
 		return
@@ -168,9 +202,16 @@ func (s *session) inputAudio(audio []byte, format string) {
 // commit turns the input buffer into a user audio item.
 func (s *session) commit(id string) {
 	it := &item{id: id, typ: "message", role: "user", status: "completed", isAudio: true, noTrans: true}
-	it.audio = append([]byte(nil), s.buffer...)
 	it.audioMs = len(s.buffer) / bytesPerMs(s.cfg.inFormat)
-	s.buffer = s.buffer[:0]
+	if n := len(s.buffer); cap(s.buffer) <= n+n/2 {
+		// Hand the buffer to the item rather than copy it (a turn is tens
+		// of kilobytes); the next append starts a new one.
+		it.audio = s.buffer[:n:n]
+		s.buffer = nil
+	} else { // mostly empty: keep it, store a tight copy
+		it.audio = append([]byte(nil), s.buffer...)
+		s.buffer = s.buffer[:0]
+	}
 	s.vadItem = ""
 	prev := any(nil)
 	if n := len(s.items); n > 0 {
@@ -182,9 +223,29 @@ func (s *session) commit(id string) {
 		it.noTrans = false
 		it.text = fmt.Sprintf("Simulated transcript of %.1f seconds of audio.", float64(it.audioMs)/1000)
 		s.emit("conversation.item.input_audio_transcription.delta", map[string]any{"item_id": id, "content_index": 0, "delta": it.text})
+		u := transcriptionUsage(s.cfg.transcriber, it.audioMs, it.text)
+		// Billed before the event is sent, like response.done.
+		s.srv.ledger.add(LedgerEntry{SessionID: s.id, ResponseID: TranscriptionResponseID(id), Kind: LedgerTranscription,
+			ItemID: id, Model: s.cfg.transcriber, Status: "completed", Usage: u.Wire(), Transcription: &u, At: s.srv.now()})
 		s.emit("conversation.item.input_audio_transcription.completed", map[string]any{
-			"item_id": id, "content_index": 0, "transcript": it.text,
-			"usage": map[string]any{"type": "duration", "seconds": ceilDiv(it.audioMs, 1000)}})
+			"item_id": id, "content_index": 0, "transcript": it.text, "usage": u})
+	}
+}
+
+// transcriptionUsage is the deterministic usage of transcribing ms of
+// input audio into transcript with model: gpt-4o-transcribe and
+// gpt-4o-mini-transcribe models (any "gpt-4o…transcribe…" name) are
+// token-billed, 10 audio tokens per second of input (⌈ms/100⌉) and
+// ⌈chars/4⌉ text tokens out; every other model (whisper-1) is
+// duration-billed, ⌈ms/1000⌉ seconds.
+func transcriptionUsage(model string, ms int, transcript string) realtime.TranscriptionUsage {
+	if !strings.HasPrefix(model, "gpt-4o") || !strings.Contains(model, "transcribe") {
+		return realtime.TranscriptionUsage{Type: realtime.TranscriptionUsageDuration, Seconds: float64(ceilDiv(ms, 1000))}
+	}
+	in, out := int64(ceilDiv(ms, 100)), int64(textTokens(len(transcript)))
+	return realtime.TranscriptionUsage{
+		Type: realtime.TranscriptionUsageTokens, TotalTokens: in + out, InputTokens: in, OutputTokens: out,
+		InputTokenDetails: realtime.TranscriptionInputTokenDetail{AudioTokens: in},
 	}
 }
 

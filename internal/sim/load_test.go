@@ -1,191 +1,197 @@
 package sim
 
 import (
-	"bytes"
-	"context"
-	"encoding/base64"
+	"bufio"
 	"encoding/json"
-	"net/http"
+	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
-// BenchmarkRealtimeSessions is the load test of the simulator: it opens
-// SIM_LOAD_SESSIONS (default 1000) loopback WebSocket sessions at real-time
-// pace, each doing voice turns for SIM_LOAD_SECONDS (default 10): 1 s of
-// speech and 0.6 s of silence appended, server VAD commits and responds,
-// the client reads the paced audio until response.done, then the next turn.
-// It reports the pacing lag of audio deltas (arrival minus the ideal
-// real-time schedule, measured from response.created) and process CPU per
-// session-second (getrusage; client and server share the process, so this
-// is an upper bound for the simulator alone). Lag is measured from the
-// moment the client has written a turn's audio: delta k is due k·100 ms
-// later.
+// BenchmarkRealtimeSessions is the load test of the simulator: it serves
+// one simulator on loopback and re-executes the test binary as a separate
+// load process (see loadClientMain) that opens SIM_LOAD_SESSIONS (default
+// 1000) WebSocket sessions at real-time pace. Each session does voice
+// turns back to back: 1 s of speech and 0.6 s of silence appended, server
+// VAD commits and responds, the client reads the paced audio until
+// response.done, then the next turn. Sessions start spread over
+// SIM_LOAD_RAMP_MS (default 4000, about one turn) so that turns are evenly
+// phased; the measured window is the SIM_LOAD_SECONDS (default 10) after
+// the ramp.
 //
-//	go test -run '^$' -bench RealtimeSessions -benchtime 1x ./internal/sim
+// It reports the pacing lag of audio deltas (arrival minus the ideal
+// real-time schedule, measured from the moment the client has written a
+// turn's audio: delta k is due k·chunkMs later), the latency of the first
+// delta, how late the simulator itself emitted each paced step, and CPU
+// per session-second of each process over the window: getrusage of this
+// process is the simulator's alone, the load process measures its own.
+// It also reports how busy the whole machine was (/proc/stat), since the
+// figures only mean something when other processes leave the cores free.
+//
+//	SIM_LOAD_SESSIONS=3000 SIM_LOAD_SECONDS=15 \
+//	  go test -run '^$' -bench RealtimeSessions -benchtime 1x ./internal/sim
 func BenchmarkRealtimeSessions(b *testing.B) {
 	n := envInt("SIM_LOAD_SESSIONS", 1000)
 	secs := envInt("SIM_LOAD_SECONDS", 10)
 	for i := 0; i < b.N; i++ {
-		r := runLoad(b, n, time.Duration(secs)*time.Second)
+		r := runLoad(b, n, secs)
+		perSess := func(cpu float64) float64 { return cpu / (float64(n) * r.Wall) }
 		b.ReportMetric(float64(n), "sessions")
-		b.ReportMetric(r.cpuPerSessionSec*1000, "cpu-ms/session-s")
-		b.ReportMetric(float64(r.p50.Microseconds())/1000, "lag-p50-ms")
-		b.ReportMetric(float64(r.p99.Microseconds())/1000, "lag-p99-ms")
-		b.ReportMetric(float64(r.max.Microseconds())/1000, "lag-max-ms")
-		b.ReportMetric(float64(r.turns), "turns")
-		b.ReportMetric(float64(r.failed), "failed")
-		b.ReportMetric(r.audioSec, "audio-s")
-		b.Logf("%d sessions × %v: %d turns, %d failed; lag p50 %v p99 %v max %v; %.0f s of audio delivered (%.0f%% of real time per session); CPU %.2f%% of a core per session (%.1f ms/session-s), %.2f cores total",
-			n, time.Duration(secs)*time.Second, r.turns, r.failed, r.p50, r.p99, r.max, r.audioSec, 100*r.audioSec/(float64(n)*r.wall.Seconds()), r.cpuPerSessionSec*100, r.cpuPerSessionSec*1000, r.cores)
+		b.ReportMetric(perSess(r.simCPU)*1000, "sim-cpu-ms/session-s")
+		b.ReportMetric(perSess(r.CPU)*1000, "client-cpu-ms/session-s")
+		b.ReportMetric(r.P50, "lag-p50-ms")
+		b.ReportMetric(r.P99, "lag-p99-ms")
+		b.ReportMetric(r.Max, "lag-max-ms")
+		b.ReportMetric(float64(r.late99.Microseconds())/1000, "sim-late-p99-ms")
+		b.ReportMetric(float64(r.Turns), "turns")
+		b.ReportMetric(float64(r.Failed), "failed")
+		audio := float64(r.Deltas) * chunkMs / 1000
+		b.Logf("%d sessions × %ds: %d turns, %d failed; lag p50 %.0fms p99 %.0fms max %.0fms; %.0f s of audio delivered (%.0f%% of real time per session)",
+			n, secs, r.Turns, r.Failed, r.P50, r.P99, r.Max, audio, 100*audio/(float64(n)*r.Wall))
+		b.Logf("first delta after the turn's audio: p50 %.0fms p99 %.0fms; simulator's own pacing (due → emitted): p50 %v p99 %v max %v",
+			r.FirstP50, r.FirstP99, r.late50.Round(time.Microsecond), r.late99.Round(time.Microsecond), r.lateMax.Round(time.Microsecond))
+		b.Logf("simulator CPU %.3f ms per session-second (%.2f cores); load process %.3f ms per session-second (%.2f cores)",
+			perSess(r.simCPU)*1000, r.simCPU/r.Wall, perSess(r.CPU)*1000, r.CPU/r.Wall)
+		b.Logf("machine during the window: %.2f of %d cores busy (other processes %.2f), %.2f stolen by the hypervisor; load average %s → %s",
+			r.machineBusy, runtime.NumCPU(), max(0, r.machineBusy-(r.simCPU+r.CPU)/r.Wall), r.machineSteal, r.load0, r.load1)
 	}
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }
 
 type loadResult struct {
-	turns, failed    int
-	p50, p99, max    time.Duration
-	cpuPerSessionSec float64
-	cores            float64
-	audioSec         float64
-	wall             time.Duration
+	loadReport
+	simCPU       float64 // seconds, this process over the run
+	load0, load1 string  // /proc/loadavg 1-minute figures before and after
+	// Whole machine over the window, in cores: busy (all processes) and
+	// stolen by the hypervisor.
+	machineBusy, machineSteal float64
+	// The simulator's own pacing: how late each step was emitted.
+	late50, late99, lateMax time.Duration
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// cpuStat is the machine-wide line of /proc/stat, in clock ticks.
+type cpuStat struct{ busy, steal, total float64 }
+
+func readCPUStat() cpuStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var st cpuStat
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		st.total += x
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			st.steal += x
+		default:
+			st.busy += x
+		}
+	}
+	return st
 }
 
-func runLoad(b *testing.B, n int, d time.Duration) loadResult {
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
+func runLoad(b *testing.B, n, secs int) loadResult {
+	b.StopTimer()
 	s := New(Options{})
+	var (
+		lateMu sync.Mutex
+		late   []time.Duration
+	)
+	var measuring atomic.Bool
+	s.stepLate = func(d time.Duration) {
+		if measuring.Load() {
+			lateMu.Lock()
+			late = append(late, d)
+			lateMu.Unlock()
+		}
+	}
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	defer s.Close()
-	url := wsURL(hs, "?model=gpt-realtime")
 
-	turn := make([]string, 0, 20)
-	for _, pcm := range [][]byte{speech(1000), silence(600)} {
-		for i := 0; i < len(pcm); i += 4800 * 4 { // 400 ms appends
-			ev, _ := json.Marshal(map[string]any{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(pcm[i:min(i+4800*4, len(pcm))])})
-			turn = append(turn, string(ev))
-		}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), loadClientEnv+"="+wsURL(hs, "?model=gpt-realtime"),
+		fmt.Sprintf("SIM_LOAD_SESSIONS=%d", n), fmt.Sprintf("SIM_LOAD_SECONDS=%d", secs))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Minute)
-	defer cancel()
-	conns := make([]*websocket.Conn, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	var failed int
-	var mu sync.Mutex
-	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-load"}}})
-			if err != nil {
-				mu.Lock()
-				failed++
-				mu.Unlock()
-				return
-			}
-			c.SetReadLimit(readLimit)
-			conns[i] = c
-		}()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
-	b.ResetTimer()
-
-	var lags []time.Duration
-	turns := 0
-	cpu0, wall0 := cpuTime(), time.Now()
-	end := wall0.Add(d)
-	deltaPrefix := []byte(`{"type":"response.output_audio.delta"`)
-	donePrefix := []byte(`{"type":"response.done"`)
-	for i, c := range conns {
-		if c == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.CloseNow()
-			// Spread the sessions' turns over the first second.
-			time.Sleep(time.Duration(i) * time.Second / time.Duration(n))
-			var buf bytes.Buffer // reused: the client should not dominate the profile
-			var myLags []time.Duration
-			myTurns := 0
-			fail := false
-			for time.Now().Before(end) && !fail {
-				for _, ev := range turn {
-					if err := c.Write(ctx, websocket.MessageText, []byte(ev)); err != nil {
-						fail = true
-						break
-					}
-				}
-				// Ideal schedule: server VAD ends the turn as soon as it has
-				// read these appends, so delta k is due at t0 + k·100 ms.
-				start := time.Now()
-				k := 0
-				for !fail {
-					_, rd, err := c.Reader(ctx)
-					if err == nil {
-						buf.Reset()
-						_, err = buf.ReadFrom(rd)
-					}
-					if err != nil {
-						fail = true
-						break
-					}
-					msg := buf.Bytes()
-					switch {
-					case bytes.HasPrefix(msg, deltaPrefix):
-						myLags = append(myLags, time.Since(start.Add(time.Duration(k)*chunkMs*time.Millisecond)))
-						k++
-					case bytes.HasPrefix(msg, donePrefix):
-						myTurns++
-					}
-					if bytes.HasPrefix(msg, donePrefix) {
-						break
-					}
-				}
-			}
-			mu.Lock()
-			lags = append(lags, myLags...)
-			turns += myTurns
-			if fail && ctx.Err() == nil && time.Now().Before(end) {
-				failed++
-			}
-			mu.Unlock()
-		}()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start load process: %v", err)
 	}
-	wg.Wait()
-	wall := time.Since(wall0)
-	cpu := cpuTime() - cpu0
+	defer func() { _ = cmd.Wait() }()
+	defer func() { _ = cmd.Process.Signal(syscall.SIGKILL) }() // no-op once it has exited
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "ready" {
+		b.Fatalf("load process did not get ready: %q %v", lines.Text(), lines.Err())
+	}
+	var r loadResult
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		b.Fatal(err)
+	}
+	if !lines.Scan() || lines.Text() != "start" {
+		b.Fatalf("load process did not start: %q %v", lines.Text(), lines.Err())
+	}
+	b.StartTimer()
+	cpu0, stat0 := cpuTime(), readCPUStat()
+	r.load0 = loadAvg()
+	measuring.Store(true)
+	if !lines.Scan() || lines.Text() != "stop" {
+		b.Fatalf("load process did not stop: %q %v", lines.Text(), lines.Err())
+	}
+	r.simCPU = (cpuTime() - cpu0).Seconds()
+	stat1 := readCPUStat()
+	if ticks := stat1.total - stat0.total; ticks > 0 {
+		cores := float64(runtime.NumCPU())
+		r.machineBusy = (stat1.busy - stat0.busy) / ticks * cores
+		r.machineSteal = (stat1.steal - stat0.steal) / ticks * cores
+	}
+	measuring.Store(false)
 	b.StopTimer()
-	slices.Sort(lags)
-	r := loadResult{turns: turns, failed: failed, audioSec: float64(len(lags)) * chunkMs / 1000, wall: wall}
-	if len(lags) > 0 {
-		r.p50, r.p99, r.max = lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1]
+	r.load1 = loadAvg()
+	if !lines.Scan() {
+		b.Fatalf("load process ended without a report: %v", lines.Err())
 	}
-	r.cores = cpu.Seconds() / wall.Seconds()
-	r.cpuPerSessionSec = cpu.Seconds() / (float64(n) * wall.Seconds())
+	if err := json.Unmarshal(lines.Bytes(), &r.loadReport); err != nil {
+		b.Fatalf("load report %q: %v", lines.Text(), err)
+	}
+	if r.Sessions != n {
+		b.Errorf("%d of %d sessions connected", r.Sessions, n)
+	}
+	lateMu.Lock()
+	slices.Sort(late)
+	if n := len(late); n > 0 {
+		r.late50, r.late99, r.lateMax = late[n/2], late[n*99/100], late[n-1]
+	}
+	lateMu.Unlock()
 	return r
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/realtime"
+	"github.com/voicegate/voicegate/internal/store"
 )
 
 const maxRESTBody = 1 << 20
@@ -180,14 +181,41 @@ func (s *Server) serveBetaSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view)
 }
 
-// LedgerEntry is one response.done as billed by the simulator.
+// LedgerTranscription is the Kind of a simulator ledger entry that bills an
+// input audio transcription.
+const LedgerTranscription = "transcription"
+
+// TranscriptionResponseID is the ResponseID of the ledger entry of the
+// transcription of item itemID: "transcription:<item_id>", as the gateway
+// keys it.
+func TranscriptionResponseID(itemID string) string { return LedgerTranscription + ":" + itemID }
+
+// LedgerEntry is one response.done, or one input audio transcription
+// (Kind "transcription"), as billed by the simulator.
 type LedgerEntry struct {
-	SessionID  string         `json:"session_id"`
-	ResponseID string         `json:"response_id"`
-	Model      string         `json:"model"`
-	Status     string         `json:"status"`
-	Usage      realtime.Usage `json:"usage"`
-	At         time.Time      `json:"at"`
+	SessionID  string `json:"session_id"`
+	ResponseID string `json:"response_id"`
+	// Kind is "" for a response, LedgerTranscription for a transcription.
+	Kind string `json:"kind,omitempty"`
+	// ItemID is the transcribed input item (transcriptions only).
+	ItemID string `json:"item_id,omitempty"`
+	Model  string `json:"model"`
+	Status string `json:"status"`
+	// Usage is the response usage; for a transcription, its token usage
+	// (output tokens as text), zero for a duration-billed one.
+	Usage realtime.Usage `json:"usage"`
+	// Transcription is the usage exactly as sent in the transcription's
+	// completed event (transcriptions only).
+	Transcription *realtime.TranscriptionUsage `json:"transcription_usage,omitempty"`
+	At            time.Time                    `json:"at"`
+}
+
+// Flat is the entry's usage as the gateway's ledger stores it.
+func (e LedgerEntry) Flat() store.Usage {
+	if e.Transcription != nil {
+		return e.Transcription.Flat()
+	}
+	return e.Usage.Flat()
 }
 
 type ledger struct {

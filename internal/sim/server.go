@@ -88,6 +88,10 @@ type Server struct {
 	keys   map[string]struct{}
 	ledger *ledger
 
+	// stepLate, when set before the first session (benchmarks), receives
+	// how late each real-time paced step is emitted.
+	stepLate func(late time.Duration)
+
 	mu       sync.Mutex
 	ephemera map[string]ephemeralKey       // ek_ value → binding
 	calls    map[string]*session           // call id → session

@@ -57,8 +57,24 @@ type session struct {
 	prevIn   tokenSplit // input of the previous default-conversation response
 	playing  *response  // response whose audio the AudioTransport is playing
 	aborted  bool
-	scratch  []byte // audio delta buffer, valid until the next send
+	scratch  []byte  // audio delta buffer, valid until the next send
+	batch    batcher // t's batching, or nil
+	release  func([]byte)
 }
+
+// batcher is implemented by transports that can coalesce the events
+// written between beginBatch and flushBatch into one network write.
+type batcher interface {
+	beginBatch()
+	flushBatch(ctx context.Context) error
+}
+
+// releaser is implemented by transports whose ReadEvent buffers can be
+// reused once the session has handled the event.
+type releaser interface{ release([]byte) }
+
+// maxDrain bounds how many queued client events one batch handles.
+const maxDrain = 16
 
 var errAborted = errors.New("connection dropped by fault injection")
 
@@ -121,6 +137,10 @@ func (s *session) run(ctx context.Context, t Transport) (reason endReason) {
 	defer cancel()
 	s.ctx, s.t = ctx, t
 	s.audioT, _ = t.(AudioTransport)
+	s.batch, _ = t.(batcher)
+	if r, ok := t.(releaser); ok {
+		s.release = r.release
+	}
 	s.meter.format = s.cfg.inFormat
 
 	readErr := make(chan struct{})
@@ -139,6 +159,7 @@ func (s *session) run(ctx context.Context, t Transport) (reason endReason) {
 		}
 	}()
 	defer func() {
+		s.flush()
 		if c, ok := t.(ender); ok {
 			if parent.Err() != nil {
 				reason = endShutdown
@@ -161,11 +182,17 @@ func (s *session) run(ctx context.Context, t Transport) (reason endReason) {
 	fast := s.srv.opts.Pace == PaceFast
 
 	s.emit("session.created", map[string]any{"session": s.cfg.view(s.beta, s.id, s.expAt)})
+	// Events produced by one wake-up go out as one batch: begin follows
+	// the wake-up (an idle session holds no batch open, so frames the
+	// WebSocket library writes on its own, such as pongs, are not held
+	// back) and the next iteration or the deferred end flushes it.
 	for !s.aborted {
+		s.flush()
 		if fast && len(s.active) > 0 {
+			s.begin()
 			select { // keep reading between steps so cancels and barge-in land
 			case b := <-s.in:
-				s.handle(b)
+				s.handleIn(b)
 			case <-readErr:
 				return endPeer
 			case <-s.stopCh:
@@ -188,19 +215,31 @@ func (s *session) run(ctx context.Context, t Transport) (reason endReason) {
 		case <-s.stopCh:
 			return endStopped
 		case b := <-s.in:
-			s.handle(b)
+			s.begin()
+			s.handleIn(b)
+			s.drain()
+			if now := time.Now(); !fast && !s.aborted {
+				// A response just started has its first step due now:
+				// send it in this batch rather than after a timer wake-up.
+				if due, ok := s.nextDue(); ok && !due.After(now) {
+					s.advance(now)
+				}
+			}
 		case pcm, ok := <-audioIn:
 			if !ok {
 				audioIn = nil
 				continue
 			}
+			s.begin()
 			s.inputAudio(pcm, "pcm")
 		case <-expiry.C:
+			s.begin()
 			mins := s.srv.opts.SessionMax.Minutes()
 			s.sendError("invalid_request_error", "session_expired",
 				fmt.Sprintf("Your session hit the maximum duration of %s.", durationWords(s.srv.opts.SessionMax, mins)), "", "")
 			return endExpired
 		case now := <-pace.C:
+			s.begin()
 			s.advance(now)
 		}
 	}
@@ -217,6 +256,45 @@ func durationWords(d time.Duration, mins float64) string {
 	return d.String()
 }
 
+// handleIn handles a client event read from s.in, then recycles its
+// buffer (handle keeps no reference to it).
+func (s *session) handleIn(b []byte) {
+	s.handle(b)
+	if s.release != nil {
+		s.release(b)
+	}
+}
+
+// drain handles client events already queued, so that a burst of appends
+// is answered in one batch.
+func (s *session) drain() {
+	for i := 0; i < maxDrain && !s.aborted; i++ {
+		select {
+		case b := <-s.in:
+			s.handleIn(b)
+		default:
+			return
+		}
+	}
+}
+
+// begin starts a batch of server events (see batcher).
+func (s *session) begin() {
+	if s.batch != nil {
+		s.batch.beginBatch()
+	}
+}
+
+// flush sends the current batch of server events.
+func (s *session) flush() {
+	if s.batch == nil {
+		return
+	}
+	if err := s.batch.flushBatch(s.ctx); err != nil {
+		s.srv.log.Debug("sim: write events", "session", s.id, "err", err)
+	}
+}
+
 // emit sends a GA-named server event (renamed or dropped in beta).
 func (s *session) emit(typ string, fields map[string]any) {
 	if s.beta {
@@ -227,25 +305,27 @@ func (s *session) emit(typ string, fields map[string]any) {
 			typ = name
 		}
 	}
-	rest := []byte("{}")
-	if len(fields) > 0 {
-		var err error
-		if rest, err = json.Marshal(fields); err != nil {
-			s.srv.log.Error("sim: marshal event", "type", typ, "err", err)
-			return
-		}
+	// type and event_id first, as upstream frames have them, then the
+	// fields as encoding/json would marshal the map. The WebSocket
+	// transport copies the frame, so its buffer is reused (see audioDelta).
+	var b []byte
+	_, reuse := s.t.(*wsTransport)
+	if reuse {
+		b = s.scratch[:0]
 	}
-	// type and event_id first, as upstream frames have them.
-	b := make([]byte, 0, len(rest)+len(typ)+48)
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","event_id":"`...)
 	b = append(b, realtime.NewID("event_")...)
 	b = append(b, '"')
-	if len(rest) > 2 {
-		b = append(b, ',')
+	b, err := appendJSONObject(b, fields, ',')
+	if err != nil {
+		s.srv.log.Error("sim: marshal event", "type", typ, "err", err)
+		return
 	}
-	b = append(b, rest[1:]...)
+	if reuse {
+		s.scratch = b
+	}
 	s.send(b)
 }
 
@@ -267,6 +347,10 @@ func (s *session) send(b []byte) {
 	if err := s.t.WriteEvent(s.ctx, b); err != nil {
 		s.srv.log.Debug("sim: write event", "session", s.id, "err", err)
 	}
+	if f.EventDelay > 0 { // each event goes out after its own delay
+		s.flush()
+		s.begin()
+	}
 	s.broadcast(b)
 	s.sent++
 	if f.DropAfterEvents > 0 && s.sent >= f.DropAfterEvents {
@@ -279,6 +363,7 @@ func (s *session) send(b []byte) {
 type aborter interface{ Abort() }
 
 func (s *session) abort() {
+	s.flush() // what was sent before the drop reaches the peer
 	s.aborted = true
 	if a, ok := s.t.(aborter); ok {
 		a.Abort()
@@ -323,6 +408,13 @@ func (s *session) unobserve(ch chan []byte) {
 		delete(s.observers, ch)
 		close(ch)
 	}
+}
+
+// observed reports whether a sideband listens to the session.
+func (s *session) observed() bool {
+	s.obsMu.Lock()
+	defer s.obsMu.Unlock()
+	return len(s.observers) > 0
 }
 
 func (s *session) broadcast(b []byte) {

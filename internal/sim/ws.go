@@ -8,36 +8,6 @@ import (
 	"github.com/coder/websocket"
 )
 
-// readLimit bounds one client frame; appends may be 15 MiB of base64.
-const readLimit = 32 << 20
-
-// wsTransport carries a session over a WebSocket.
-type wsTransport struct{ c *websocket.Conn }
-
-func (t wsTransport) ReadEvent(ctx context.Context) ([]byte, error) {
-	_, b, err := t.c.Read(ctx)
-	return b, err
-}
-
-func (t wsTransport) WriteEvent(ctx context.Context, event []byte) error {
-	return t.c.Write(ctx, websocket.MessageText, event)
-}
-
-// Abort drops the TCP connection without a close handshake.
-func (t wsTransport) Abort() { _ = t.c.CloseNow() }
-
-// End closes the socket the way upstream would for reason.
-func (t wsTransport) End(reason endReason) {
-	switch reason {
-	case endExpired, endShutdown:
-		_ = t.c.Close(websocket.StatusGoingAway, "")
-	case endStopped:
-		_ = t.c.Close(websocket.StatusNormalClosure, "")
-	default:
-		_ = t.c.CloseNow()
-	}
-}
-
 // handshake is what the upgrade request says about the session.
 type handshake struct {
 	key    string
@@ -102,7 +72,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{"realtime"},
 		InsecureSkipVerify: true, // any origin: browsers connect with ek_ keys
 		CompressionMode:    websocket.CompressionDisabled,
@@ -124,7 +95,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.sideband(ctx, c, call)
 		return
 	}
-	sess.run(ctx, wsTransport{c})
+	t := &wsTransport{c: c, bc: hw.conn}
+	if t.bc != nil {
+		defer t.bc.watchContext(ctx)()
+	}
+	sess.run(ctx, t)
 }
 
 // sideband attaches c to a running call: every server event of the call is
