@@ -46,8 +46,16 @@ func TestGatewayCore(t *testing.T) {
 	t.Run("LedgerEqualsSimulator", func(t *testing.T) {
 		simLedger := simLedger(t, s)
 		gw := gatewayLedger(t, s.dbPath)
-		if len(simLedger) != len(turns) || len(gw) != len(simLedger) {
-			t.Fatalf("ledger sizes: sim %d, gateway %d, turns %d", len(simLedger), len(gw), len(turns))
+		// Responses, plus the input transcriptions of clients that turn
+		// transcription on (kind "transcription").
+		responses := 0
+		for _, e := range simLedger {
+			if e.Kind == "" {
+				responses++
+			}
+		}
+		if responses != len(turns) || len(gw) != len(simLedger) {
+			t.Fatalf("ledger sizes: sim %d (%d responses), gateway %d, turns %d", len(simLedger), responses, len(gw), len(turns))
 		}
 		simBySession := map[string][]string{}
 		for _, e := range simLedger {
@@ -55,7 +63,7 @@ func TestGatewayCore(t *testing.T) {
 			if !ok {
 				t.Fatalf("response %s missing from gateway ledger", e.ResponseID)
 			}
-			if g.Usage != e.Usage.Flat() || g.Model != e.Model || g.Status != e.Status {
+			if g.Usage != e.Flat() || g.Model != e.Model || g.Status != e.Status || g.Kind != e.Kind {
 				t.Errorf("response %s: gateway %+v, simulator %+v", e.ResponseID, g, e)
 			}
 			simBySession[e.SessionID] = append(simBySession[e.SessionID], e.ResponseID)
@@ -79,7 +87,7 @@ func TestGatewayCore(t *testing.T) {
 		gw := gatewayLedger(t, s.dbPath)
 		want := map[string]int64{}
 		for _, e := range simLedger {
-			c, ok := meter.DefaultTable().Cost(e.Model, e.Usage.Flat())
+			c, ok := meter.DefaultTable().Cost(e.Model, e.Flat())
 			if !ok {
 				t.Fatalf("model %q not priced", e.Model)
 			}
@@ -195,7 +203,8 @@ func gatewayLedger(t *testing.T, path string) map[string]store.LedgerEntry {
 	db := openDB(t, path)
 	rows, err := db.Query(`SELECT session_id, response_id, model, status, total_tokens, input_tokens, output_tokens,
 		input_text_tokens, input_audio_tokens, input_image_tokens, cached_tokens, cached_text_tokens,
-		cached_audio_tokens, cached_image_tokens, output_text_tokens, output_audio_tokens, cost_nanousd FROM ledger`)
+		cached_audio_tokens, cached_image_tokens, output_text_tokens, output_audio_tokens, cost_nanousd,
+		kind, audio_seconds FROM ledger`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +215,8 @@ func gatewayLedger(t *testing.T, path string) map[string]store.LedgerEntry {
 		u := &e.Usage
 		if err := rows.Scan(&e.SessionID, &e.ResponseID, &e.Model, &e.Status, &u.TotalTokens, &u.InputTokens, &u.OutputTokens,
 			&u.InputTextTokens, &u.InputAudioTokens, &u.InputImageTokens, &u.CachedTokens, &u.CachedTextTokens,
-			&u.CachedAudioTokens, &u.CachedImageTokens, &u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD); err != nil {
+			&u.CachedAudioTokens, &u.CachedImageTokens, &u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD,
+			&e.Kind, &u.AudioSeconds); err != nil {
 			t.Fatal(err)
 		}
 		out[e.ResponseID] = e

@@ -81,6 +81,7 @@ func (s *session) pin() error {
 		ev.Session = u.Session
 		created, _ = json.Marshal(ev)
 	}
+	s.noteSessionConfig(created)
 	s.writeClient(created)
 	for _, f := range held {
 		s.writeClient(f)
@@ -187,6 +188,10 @@ func (s *session) upstreamPump() error {
 				s.log.Error("undecodable response.done", "err", err)
 				s.r.Metrics.error("bad_response_done")
 			}
+		case realtime.TypeSessionUpdated, typeTranscriptionSessionUpdated, typeTranscriptionSessionCreated:
+			s.noteSessionConfig(data) // transcribe.go
+		case realtime.TypeInputTranscriptionCompleted:
+			s.transcriptionCompleted(data)
 		}
 		if s.clientGone.Load() {
 			continue
@@ -249,6 +254,10 @@ func (s *session) meterLoop() {
 		}
 		if !inserted {
 			continue // a duplicate response.done: already metered
+		}
+		if e.Kind == store.LedgerTranscription {
+			s.transcriptionRecorded(e) // transcribe.go
+			continue
 		}
 		s.mu.Lock()
 		s.usage = s.usage.Add(e.Usage)

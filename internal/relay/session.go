@@ -64,6 +64,8 @@ type session struct {
 	cost      int64
 	responses int
 	started   time.Time
+
+	tr transcription // input transcription model (transcribe.go)
 }
 
 func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger) *session {

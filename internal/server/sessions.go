@@ -19,13 +19,18 @@ import (
 // record plus its usage summed from the ledger, in OpenAI's field names.
 type SessionView struct {
 	*store.Session
-	Live        bool           `json:"live"`
-	Usage       realtime.Usage `json:"usage"`
-	Responses   int            `json:"responses"`
-	CostUSD     float64        `json:"cost_usd"`
-	CostNanoUSD int64          `json:"cost_nanousd"`
-	LimitsView  map[string]any `json:"limits"`
-	Object      string         `json:"object"`
+	Live      bool           `json:"live"`
+	Usage     realtime.Usage `json:"usage"`
+	Responses int            `json:"responses"`
+	// Transcriptions counts metered input audio transcriptions and
+	// AudioSeconds the billed seconds of the duration-billed ones; their
+	// tokens and cost are included in Usage and the cost.
+	Transcriptions int            `json:"transcriptions,omitempty"`
+	AudioSeconds   int64          `json:"audio_seconds,omitempty"`
+	CostUSD        float64        `json:"cost_usd"`
+	CostNanoUSD    int64          `json:"cost_nanousd"`
+	LimitsView     map[string]any `json:"limits"`
+	Object         string         `json:"object"`
 }
 
 // Wire converts the store's flat usage back to OpenAI's nested shape.
@@ -54,11 +59,16 @@ func ViewSession(ctx context.Context, st store.Store, sess *store.Session, live 
 	}
 	var u store.Usage
 	var cost int64
+	var transcriptions int
 	for _, e := range entries {
 		u = u.Add(e.Usage)
 		cost += e.CostNanoUSD
+		if e.Kind == store.LedgerTranscription {
+			transcriptions++
+		}
 	}
-	v := &SessionView{Session: sess, Usage: Wire(u), Responses: len(entries), CostNanoUSD: cost,
+	v := &SessionView{Session: sess, Usage: Wire(u), Responses: len(entries) - transcriptions,
+		Transcriptions: transcriptions, AudioSeconds: u.AudioSeconds, CostNanoUSD: cost,
 		CostUSD: float64(cost) / 1e9, LimitsView: publicLimits(sess.Limits), Object: "voicegate.session"}
 	if live != nil {
 		v.Live = live(sess.ID)

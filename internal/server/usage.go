@@ -14,11 +14,14 @@ import (
 
 // UsageRow is one group of ledger entries.
 type UsageRow struct {
-	Key         string         `json:"key"`
-	Responses   int            `json:"responses"`
-	Usage       realtime.Usage `json:"usage"`
-	CostUSD     float64        `json:"cost_usd"`
-	CostNanoUSD int64          `json:"cost_nanousd"`
+	Key       string `json:"key"`
+	Responses int    `json:"responses"`
+	// Transcriptions and AudioSeconds: as in SessionView.
+	Transcriptions int            `json:"transcriptions,omitempty"`
+	AudioSeconds   int64          `json:"audio_seconds,omitempty"`
+	Usage          realtime.Usage `json:"usage"`
+	CostUSD        float64        `json:"cost_usd"`
+	CostNanoUSD    int64          `json:"cost_nanousd"`
 }
 
 // GroupBy values accepted by SummarizeUsage.
@@ -41,28 +44,33 @@ func SummarizeUsage(entries []store.LedgerEntry, groupBy string) ([]UsageRow, er
 		return nil, badRequest("invalid_value", "group_by", "group_by must be one of user, model, day, session.")
 	}
 	sums := map[string]*struct {
-		n    int
-		u    store.Usage
-		cost int64
+		n, tr int
+		u     store.Usage
+		cost  int64
 	}{}
 	for _, e := range entries {
 		k := keyOf(e)
 		g := sums[k]
 		if g == nil {
 			g = &struct {
-				n    int
-				u    store.Usage
-				cost int64
+				n, tr int
+				u     store.Usage
+				cost  int64
 			}{}
 			sums[k] = g
 		}
-		g.n++
+		if e.Kind == store.LedgerTranscription {
+			g.tr++
+		} else {
+			g.n++
+		}
 		g.u = g.u.Add(e.Usage)
 		g.cost += e.CostNanoUSD
 	}
 	rows := make([]UsageRow, 0, len(sums))
 	for k, g := range sums {
-		rows = append(rows, UsageRow{Key: k, Responses: g.n, Usage: Wire(g.u), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
+		rows = append(rows, UsageRow{Key: k, Responses: g.n, Transcriptions: g.tr, AudioSeconds: g.u.AudioSeconds,
+			Usage: Wire(g.u), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
 	}
 	slices.SortFunc(rows, func(a, b UsageRow) int {
 		if a.Key < b.Key {
