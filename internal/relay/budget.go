@@ -37,6 +37,7 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 	if resp == nil {
 		resp = map[string]json.RawMessage{}
 	}
+	v.awaitSettling(ctx)
 
 	v.mu.Lock()
 	maxOut := v.sessionMaxOut
@@ -223,6 +224,8 @@ func (v *governor) SessionEnded(ctx context.Context) {
 		held = append(held, v.stand)
 	}
 	v.pending, v.byResp, v.stand = nil, map[string]reservation{}, reservation{}
+	v.finishing = nil
+	v.wakeSettled()
 	v.mu.Unlock()
 	for _, r := range held {
 		v.releaseHold(ctx, r)

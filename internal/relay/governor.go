@@ -174,6 +174,8 @@ type governor struct {
 	stand         reservation            // the standing reservation for a server-VAD response
 	pinnedOut     int                    // max_output_tokens the governor pinned upstream (0 = none)
 	seeded        bool                   // the accounts were read once (seed)
+	finishing     map[string]int         // response id → response.done events read upstream, not yet metered
+	settled       chan struct{}          // closed when a finishing response is metered (settle.go)
 	upstream      func(ctx context.Context, frame []byte) error
 }
 

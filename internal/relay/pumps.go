@@ -183,6 +183,9 @@ func (s *session) upstreamPump() error {
 			}
 		case realtime.TypeResponseDone:
 			if ev, err := realtime.DecodeResponseEvent(data); err == nil {
+				if w, ok := s.gov.(SettleWatcher); ok {
+					w.ResponseFinishing(ev.Response.ID)
+				}
 				s.responseDone(ev.Response)
 			} else {
 				s.log.Error("undecodable response.done", "err", err)
@@ -245,29 +248,37 @@ func (s *session) responseDone(resp realtime.Response) {
 // store with backoff; it drains meterCh until the supervisor closes it.
 func (s *session) meterLoop() {
 	for e := range s.meterCh {
-		inserted, err := s.record(e)
-		if err != nil {
-			s.r.Metrics.error("ledger_write_failed")
-			s.log.Error("ledger entry not recorded", "response_id", e.ResponseID, "model", e.Model,
-				"status", e.Status, "usage", e.Usage, "cost_nanousd", e.CostNanoUSD, "err", err)
-			continue
+		s.meter(e)
+		if w, ok := s.gov.(SettleWatcher); ok {
+			w.ResponseSettled(e.ResponseID)
 		}
-		if !inserted {
-			continue // a duplicate response.done: already metered
-		}
-		if e.Kind == store.LedgerTranscription {
-			s.transcriptionRecorded(e) // transcribe.go
-			continue
-		}
-		s.mu.Lock()
-		s.usage = s.usage.Add(e.Usage)
-		s.cost += e.CostNanoUSD
-		s.responses++
-		s.mu.Unlock()
-		s.r.Metrics.response(e.Model, e.Tier, e.Status, e.CostNanoUSD)
-		if s.gov != nil {
-			s.gov.ResponseDone(s.r.base, e)
-		}
+	}
+}
+
+// meter records one ledger entry and, when it is new, accounts for it.
+func (s *session) meter(e store.LedgerEntry) {
+	inserted, err := s.record(e)
+	if err != nil {
+		s.r.Metrics.error("ledger_write_failed")
+		s.log.Error("ledger entry not recorded", "response_id", e.ResponseID, "model", e.Model,
+			"status", e.Status, "usage", e.Usage, "cost_nanousd", e.CostNanoUSD, "err", err)
+		return
+	}
+	if !inserted {
+		return // a duplicate response.done: already metered
+	}
+	if e.Kind == store.LedgerTranscription {
+		s.transcriptionRecorded(e) // transcribe.go
+		return
+	}
+	s.mu.Lock()
+	s.usage = s.usage.Add(e.Usage)
+	s.cost += e.CostNanoUSD
+	s.responses++
+	s.mu.Unlock()
+	s.r.Metrics.response(e.Model, e.Tier, e.Status, e.CostNanoUSD)
+	if s.gov != nil {
+		s.gov.ResponseDone(s.r.base, e)
 	}
 }
 

@@ -105,6 +105,18 @@ type ResponseWatcher interface {
 	ResponseCreated(ctx context.Context, responseID string)
 }
 
+// SettleWatcher is optionally implemented by a Governor to know which of
+// its responses are finished upstream but not yet metered: the relay calls
+// ResponseFinishing when it reads a response.done, before the client sees
+// it, and ResponseSettled once the metering of that event is over
+// (recorded, a duplicate, or failed). A client reacting to response.done at
+// once then meets a governor that can wait for the settlement instead of
+// deciding on stale budget figures.
+type SettleWatcher interface {
+	ResponseFinishing(responseID string)
+	ResponseSettled(responseID string)
+}
+
 // Conn is one authenticated client connection handed to Serve.
 type Conn struct {
 	// Session is the authenticated session; its state was checked by the

@@ -73,6 +73,13 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 		v.mu.Unlock()
 		return nil
 	}
+	v.mu.Unlock()
+	v.awaitSettling(ctx)
+	v.mu.Lock()
+	if v.stand.id != "" {
+		v.mu.Unlock()
+		return nil
+	}
 	maxOut := v.sessionMaxOut
 	if maxOut == 0 {
 		maxOut = v.defaultMaxOut()
