@@ -37,39 +37,19 @@ func (s *Store) CreateKey(ctx context.Context, k *store.AppKey) error {
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, k.ID, k.Hash, k.Hint, k.Name, string(tiers), nanos(k.CreatedAt), nanos(k.RevokedAt))
-	if err != nil {
-		return unavailable("create key", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return unavailable("create key", err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: key %s: %w", k.ID, store.ErrConflict)
-	}
-	return nil
+	return inserted(res, err, "create key", "key "+k.ID)
 }
 
 // Key returns the app key with that id or store.ErrNotFound.
 func (s *Store) Key(ctx context.Context, id string) (*store.AppKey, error) {
 	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM app_keys WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: key %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, unavailable("key", err)
-	}
-	return k, nil
+	return found(k, err, "key", "key "+id)
 }
 
 // KeyByHash returns the app key whose full value hashes to hash.
 func (s *Store) KeyByHash(ctx context.Context, hash string) (*store.AppKey, error) {
 	k, err := scanKey(s.stmts.keyByHash.QueryRowContext(ctx, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: key by hash: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, unavailable("key by hash", err)
-	}
-	return k, nil
+	return found(k, err, "key by hash", "key by hash")
 }
 
 // ListKeys returns every app key, oldest first, revoked ones included.

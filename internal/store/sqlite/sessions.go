@@ -61,39 +61,19 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, args...)
-	if err != nil {
-		return unavailable("create session", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return unavailable("create session", err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: session %s: %w", sess.ID, store.ErrConflict)
-	}
-	return nil
+	return inserted(res, err, "create session", "session "+sess.ID)
 }
 
 // Session returns the session with that id or store.ErrNotFound.
 func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) {
 	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: session %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, unavailable("session", err)
-	}
-	return sess, nil
+	return found(sess, err, "session", "session "+id)
 }
 
 // SessionByTokenHash returns the session whose token hashes to hash.
 func (s *Store) SessionByTokenHash(ctx context.Context, hash string) (*store.Session, error) {
 	sess, err := scanSession(s.stmts.sessionByToken.QueryRowContext(ctx, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: session by token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, unavailable("session by token", err)
-	}
-	return sess, nil
+	return found(sess, err, "session by token", "session by token")
 }
 
 // ListSessions returns the sessions matching f, newest first.

@@ -293,3 +293,30 @@ func (w *where) clause() string {
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
+
+// found maps a single-row read: no row is store.ErrNotFound naming what,
+// any other failure store.ErrUnavailable for op.
+func found[T any](v T, err error, op, what string) (T, error) {
+	var zero T
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return zero, fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+	case err != nil:
+		return zero, unavailable(op, err)
+	}
+	return v, nil
+}
+
+// inserted maps an INSERT … ON CONFLICT DO NOTHING: no row written is
+// store.ErrConflict naming what.
+func inserted(res sql.Result, err error, op, what string) error {
+	if err != nil {
+		return unavailable(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return unavailable(op, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: %s: %w", what, store.ErrConflict)
+	}
+	return nil
+}
