@@ -47,7 +47,7 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 	if maxOut == 0 {
 		maxOut = v.defaultMaxOut()
 	}
-	in := v.base + v.added - v.baseAdded
+	in := v.base + v.added - v.baseAdded + v.inFlightOut()
 	added := v.added
 	v.seq++
 	id := fmt.Sprintf("%s/r%d", v.rec.ID, v.seq)
@@ -86,9 +86,38 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 	out, _ := json.Marshal(ev)
 
 	v.mu.Lock()
-	v.pending = append(v.pending, reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts})
+	v.pending = append(v.pending, reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts, maxOut: covered})
 	v.mu.Unlock()
 	return out, nil
+}
+
+// inFlightOut is the output bound of the session's responses that are
+// reserved or running but not yet settled. Their output becomes input of
+// any response that starts after them (an out-of-band response beside a
+// running one, or the server-VAD turn that follows it) before the base
+// estimate can include it, so the input estimate adds it. v.mu is held.
+func (v *governor) inFlightOut() int {
+	n := 0
+	for _, r := range v.pending {
+		n += r.maxOut
+	}
+	for _, r := range v.byResp {
+		n += r.maxOut
+	}
+	return n
+}
+
+// boundOut is the output bound of a response nothing reserved for: the
+// bound the governor pinned upstream, else the session's, else the
+// default. v.mu is held.
+func (v *governor) boundOut() int {
+	switch {
+	case v.pinnedOut > 0:
+		return v.pinnedOut
+	case v.sessionMaxOut > 0:
+		return v.sessionMaxOut
+	}
+	return v.defaultMaxOut()
 }
 
 func (v *governor) defaultMaxOut() int {
@@ -116,7 +145,7 @@ func (v *governor) ResponseCreated(_ context.Context, responseID string) {
 		// reservation (if any; else it is charged when done).
 		r := v.stand
 		if r.id == "" {
-			r = reservation{added: v.added}
+			r = reservation{added: v.added, maxOut: v.boundOut()}
 		}
 		v.byResp[responseID] = r
 		v.stand = reservation{}

@@ -152,6 +152,9 @@ type reservation struct {
 	local    bool
 	granted  int64
 	accounts []store.BudgetAccount
+	// maxOut bounds the response's output tokens: once it is done they
+	// are input of every later response.
+	maxOut int
 }
 
 // governor is the Governor of one session.

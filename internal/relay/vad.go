@@ -84,7 +84,7 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 	if maxOut == 0 {
 		maxOut = v.defaultMaxOut()
 	}
-	in := v.base + v.added - v.baseAdded
+	in := v.base + v.added - v.baseAdded + v.inFlightOut()
 	added := v.added
 	v.seq++
 	id := fmt.Sprintf("%s/s%d", v.rec.ID, v.seq)
@@ -119,7 +119,7 @@ func (v *governor) standing(ctx context.Context, eventID string) []byte {
 	if local {
 		v.g.Metrics.localGrant(v.tier.Name, model)
 	}
-	r := reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts}
+	r := reservation{id: id, added: added, local: local, granted: res.Granted, accounts: accounts, maxOut: covered}
 	if covered != pinned {
 		upd := `{"type":"session.update","event_id":"` + realtime.NewID("vg_budget_") + `","session":{`
 		if !v.fw.Beta {
