@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -21,6 +22,7 @@ type lease struct {
 	key, holder string
 	max         int  // the cap it was acquired under, to acquire it again
 	lost        bool // acquiring it again was refused: the slot was taken
+	failing     bool // renewals fail (the store is unreachable): logged once
 }
 
 // limitRefused counts and audits a refusal by limit.
@@ -96,13 +98,27 @@ func (s *Server) renewLeases(ctx context.Context, sess *store.Session, ls []leas
 	for i := range ls {
 		l := &ls[i]
 		err := s.Store.RenewLease(ctx, l.key, l.holder, s.LeaseTTL)
-		if err == nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			continue
+		}
+		if err == nil {
+			if l.failing {
+				l.failing = false
+				s.Logger.Info("lease renewed again", "session_id", sess.ID, "lease", leaseKind(l.key))
+			}
 			continue
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			s.Logger.Warn("lease renewal failed", "session_id", sess.ID, "lease", leaseKind(l.key), "err", err)
+			// Every third of the TTL while the store is down: warn once
+			// per outage, not at every tick.
+			level := slog.LevelDebug
+			if !l.failing {
+				l.failing, level = true, slog.LevelWarn
+			}
+			s.Logger.Log(ctx, level, "lease renewal failed", "session_id", sess.ID, "lease", leaseKind(l.key), "err", err)
 			continue
 		}
+		l.failing = false
 		missing = true
 		ok, err := s.Store.AcquireLease(ctx, l.key, l.holder, l.max, s.LeaseTTL)
 		switch {

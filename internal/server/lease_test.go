@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +214,52 @@ func TestLeaseLostSlotTakenKeepsSession(t *testing.T) {
 	waitFor(t, 2*time.Second, "slot taken back", func() bool { return leases(t, st, "user:yuri") == 1 })
 	if ok, _ := st.AcquireLease(ctx, "user:yuri", "other", 1, time.Minute); ok {
 		t.Fatal("the cap of 1 does not hold after the slot was taken back")
+	}
+}
+
+// downLeases is a memory store whose lease renewals fail as an unreachable
+// Redis's do, while down is set.
+type downLeases struct {
+	*memory.Store
+	down bool
+}
+
+func (d *downLeases) RenewLease(ctx context.Context, key, holder string, ttl time.Duration) error {
+	if d.down {
+		return store.ErrUnavailable
+	}
+	return d.Store.RenewLease(ctx, key, holder, ttl)
+}
+
+// TestLeaseRenewalOutageLoggedOnce: renewals failing every third of the
+// TTL while the store is down warn once per lease and outage, and say when
+// they succeed again.
+func TestLeaseRenewalOutageLoggedOnce(t *testing.T) {
+	ctx := t.Context()
+	st := &downLeases{Store: memory.New()}
+	var logs bytes.Buffer // one goroutine: renewLeases is called directly
+	s := &Server{Deps: Deps{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), LeaseTTL: time.Minute}}
+	ls := []lease{{key: "tok:vgs_o", holder: "h1", max: 1}}
+	if ok, err := st.AcquireLease(ctx, ls[0].key, "h1", 1, time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireLease = %v, %v", ok, err)
+	}
+	sess := &store.Session{ID: "vgs_o"}
+	st.down = true
+	for range 5 {
+		s.renewLeases(ctx, sess, ls)
+	}
+	if n := strings.Count(logs.String(), "lease renewal failed"); n != 1 {
+		t.Errorf("%d warnings over 5 failed renewals, want 1:\n%s", n, logs.String())
+	}
+	st.down = false
+	s.renewLeases(ctx, sess, ls)
+	s.renewLeases(ctx, sess, ls)
+	if n := strings.Count(logs.String(), "lease renewed again"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, logs.String())
+	}
+	st.down = true
+	s.renewLeases(ctx, sess, ls)
+	if n := strings.Count(logs.String(), "lease renewal failed"); n != 2 {
+		t.Errorf("a second outage logged %d warnings in all, want 2", n)
 	}
 }
