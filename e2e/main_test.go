@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/voicegate/voicegate/internal/testenv"
 )
 
 // binary is the voicegate binary built once by TestMain.
@@ -16,12 +18,8 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if _, err := os.Stat(filepath.Join("node_modules", "@openai", "agents-realtime")); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: node_modules missing: run: cd e2e && npm ci")
-		return 1
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: node is not installed:", err)
+	if _, err := testenv.NodeDir(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "voicegate-e2e-")

@@ -3,16 +3,9 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +18,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/sim"
+	"github.com/voicegate/voicegate/internal/testenv"
 )
 
 const (
@@ -69,9 +63,10 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { _ = simSrv.Close() })
 	t.Cleanup(s.sim.Close)
 
-	certFile, keyFile, pool := writeCert(t, s.dir)
+	cert := testenv.SelfSignedCert(t, s.dir)
+	certFile, keyFile := cert.CertFile, cert.KeyFile
 	s.caFile = certFile
-	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
 	t.Cleanup(s.client.CloseIdleConnections)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -190,61 +185,14 @@ type turnResult struct {
 // and event the script received.
 func (s *stack) runNode(t *testing.T, script, dumpFile string) turnResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", script)
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway stderr: %s", s.stderr.String())
+		}
+	}()
 	wsURL := "wss" + strings.TrimPrefix(s.base, "https") + "/v1/realtime"
-	cmd.Env = append(os.Environ(), "VG_BASE_URL="+s.base+"/v1", "VG_WS_URL="+wsURL, "VG_APP_KEY="+s.appKey,
-		"DUMP_FILE="+dumpFile, "NODE_EXTRA_CA_CERTS="+s.caFile)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v\nstdout: %s\nstderr: %s\ngateway stderr: %s", script, err, out.String(), errb.String(), s.stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var r turnResult
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		t.Fatalf("node %s output %q: %v", script, out.String(), err)
-	}
+	testenv.RunNode(t, testenv.RequireNodeDir(t), script, []string{"VG_BASE_URL=" + s.base + "/v1", "VG_WS_URL=" + wsURL,
+		"VG_APP_KEY=" + s.appKey, "DUMP_FILE=" + dumpFile, "NODE_EXTRA_CA_CERTS=" + s.caFile}, &r)
 	return r
-}
-
-// writeCert writes a self-signed ECDSA certificate for 127.0.0.1/localhost.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "voicegate e2e"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
 }

@@ -2,13 +2,7 @@ package login
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -19,79 +13,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/voicegate/voicegate/internal/login/logintest"
 )
 
 var t0 = time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
-
-type testKey struct {
-	kid  string
-	alg  jwa.SignatureAlgorithm
-	priv jwk.Key
-	pub  jwk.Key
-}
-
-func newKey(t *testing.T, kind, kid string) testKey {
-	t.Helper()
-	var (
-		raw any
-		alg jwa.SignatureAlgorithm
-	)
-	switch kind {
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, alg = k, jwa.RS256()
-	case "ec":
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, alg = k, jwa.ES256()
-	case "ed":
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, alg = k, jwa.EdDSA()
-	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := priv.Set(jwk.KeyIDKey, kid); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{kid: kid, alg: alg, priv: priv, pub: pub}
-}
-
-func jwksJSON(t *testing.T, keys ...testKey) []byte {
-	t.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		if err := set.AddKey(k.pub); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 type claims struct {
 	sub, iss, aud, tier string
@@ -122,13 +54,9 @@ func build(t *testing.T, c claims) jwt.Token {
 	return tok
 }
 
-func sign(t *testing.T, c claims, k testKey) string {
+func sign(t *testing.T, c claims, k logintest.Key) string {
 	t.Helper()
-	out, err := jwt.Sign(build(t, c), jwt.WithKey(k.alg, k.priv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return k.Sign(t, build(t, c))
 }
 
 func signHS(t *testing.T, c claims, secret []byte) string {
@@ -140,25 +68,11 @@ func signHS(t *testing.T, c claims, secret []byte) string {
 	return string(out)
 }
 
-// rawToken assembles a compact JWS by hand, for algorithms the library
+// rawToken assembles a compact JWS of c by hand, for algorithms the library
 // would refuse to produce.
 func rawToken(t *testing.T, header map[string]any, c claims, sig func(signingInput string) []byte) string {
 	t.Helper()
-	h, _ := json.Marshal(header)
-	p, err := json.Marshal(build(t, c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig(in))
-}
-
-func hs256(secret []byte) func(string) []byte {
-	return func(in string) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(in))
-		return m.Sum(nil)
-	}
+	return logintest.RawToken(t, header, build(t, c), sig)
 }
 
 func request(tok string) *http.Request {
@@ -172,9 +86,9 @@ func request(tok string) *http.Request {
 var secret = []byte("0123456789abcdef0123456789abcdef-hs256-test")
 
 func TestJWTAcceptsValidTokens(t *testing.T) {
-	rsaK, ecK, edK := newKey(t, "rsa", "r1"), newKey(t, "ec", "e1"), newKey(t, "ed", "d1")
+	rsaK, ecK, edK := logintest.NewKey(t, "rsa", "r1"), logintest.NewKey(t, "ec", "e1"), logintest.NewKey(t, "ed", "d1")
 	file := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(file, jwksJSON(t, rsaK, ecK, edK), 0o600); err != nil {
+	if err := os.WriteFile(file, logintest.JWKS(t, rsaK, ecK, edK), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a, err := NewJWT(JWTConfig{HS256Secret: secret, JWKSFile: file, Issuer: "https://idp.example", Audience: "voicegate", TierClaim: "plan", Now: func() time.Time { return t0 }})
@@ -200,16 +114,13 @@ func TestJWTAcceptsValidTokens(t *testing.T) {
 }
 
 func TestJWTRefusals(t *testing.T) {
-	rsaK, ecK := newKey(t, "rsa", "r1"), newKey(t, "ec", "e1")
-	other := newKey(t, "rsa", "r1") // same kid, different key: a forged signature
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(jwksJSON(t, rsaK, ecK))
-	}))
-	defer srv.Close()
+	rsaK, ecK := logintest.NewKey(t, "rsa", "r1"), logintest.NewKey(t, "ec", "e1")
+	other := logintest.NewKey(t, "rsa", "r1") // same kid, different key: a forged signature
+	idp := logintest.NewIDP(t, rsaK, ecK)
 
 	rsaPubDER := func() []byte {
 		var raw rsa.PublicKey
-		if err := jwk.Export(rsaK.pub, &raw); err != nil {
+		if err := jwk.Export(rsaK.Pub, &raw); err != nil {
 			t.Fatal(err)
 		}
 		der, err := x509.MarshalPKIXPublicKey(&raw)
@@ -218,7 +129,7 @@ func TestJWTRefusals(t *testing.T) {
 		}
 		return der
 	}()
-	rsaPubJSON, _ := json.Marshal(rsaK.pub)
+	rsaPubJSON, _ := json.Marshal(rsaK.Pub)
 
 	withClaims := func(f func(*claims)) claims { c := goodClaims(); f(&c); return c }
 	tests := []struct {
@@ -243,16 +154,16 @@ func TestJWTRefusals(t *testing.T) {
 		}(), "invalid token"},
 		{"alg none", rawToken(t, map[string]any{"alg": "none", "kid": "r1"}, goodClaims(), func(string) []byte { return nil }), "unsigned token refused"},
 		{"alg None", rawToken(t, map[string]any{"alg": "None"}, goodClaims(), func(string) []byte { return nil }), "unsigned token refused"},
-		{"HS256 keyed with RSA public DER", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(rsaPubDER)), "algorithm HS256 not accepted"},
-		{"HS256 keyed with RSA JWK", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(rsaPubJSON)), "algorithm HS256 not accepted"},
+		{"HS256 keyed with RSA public DER", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), logintest.HS256(rsaPubDER)), "algorithm HS256 not accepted"},
+		{"HS256 keyed with RSA JWK", rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), logintest.HS256(rsaPubJSON)), "algorithm HS256 not accepted"},
 		{"RS key asked for ES256", rawToken(t, map[string]any{"alg": "ES256", "kid": "r1"}, goodClaims(), func(string) []byte { return make([]byte, 64) }), "does not match"},
 		{"HS384", rawToken(t, map[string]any{"alg": "HS384", "kid": "r1"}, goodClaims(), func(string) []byte { return make([]byte, 48) }), "does not match"},
-		{"unknown kid", sign(t, goodClaims(), newKey(t, "rsa", "nope")), "unknown key id"},
+		{"unknown kid", sign(t, goodClaims(), logintest.NewKey(t, "rsa", "nope")), "unknown key id"},
 		{"garbage", "not.a.jwt", "malformed"},
 		{"two parts", "abc.def", "malformed"},
 		{"missing", "", "missing bearer token"},
 	}
-	a, err := NewJWT(JWTConfig{JWKSURL: srv.URL, Issuer: "https://idp.example", Audience: "voicegate", Now: func() time.Time { return t0 }})
+	a, err := NewJWT(JWTConfig{JWKSURL: idp.URL, Issuer: "https://idp.example", Audience: "voicegate", Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,23 +186,23 @@ func TestJWTRefusals(t *testing.T) {
 // With both a secret and a JWKS, an HS256 token keyed with the RSA public
 // key must still fail: HS256 is checked only against the configured secret.
 func TestJWTNoConfusionWithSecretAndJWKS(t *testing.T) {
-	rsaK := newKey(t, "rsa", "r1")
+	rsaK := logintest.NewKey(t, "rsa", "r1")
 	file := filepath.Join(t.TempDir(), "jwks.json")
-	set := jwksJSON(t, rsaK)
+	set := logintest.JWKS(t, rsaK)
 	os.WriteFile(file, set, 0o600)
 	a, err := NewJWT(JWTConfig{HS256Secret: secret, JWKSFile: file, Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubJSON, _ := json.Marshal(rsaK.pub)
+	pubJSON, _ := json.Marshal(rsaK.Pub)
 	for _, key := range [][]byte{pubJSON, set} {
 		// Under the RSA key's kid the token is refused before any MAC
 		// check; without a kid the MAC fails against the secret.
-		tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(key))
+		tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), logintest.HS256(key))
 		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "names a key of the jwks") {
 			t.Fatalf("confused token: err = %v", err)
 		}
-		tok = rawToken(t, map[string]any{"alg": "HS256"}, goodClaims(), hs256(key))
+		tok = rawToken(t, map[string]any{"alg": "HS256"}, goodClaims(), logintest.HS256(key))
 		if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "invalid token") {
 			t.Fatalf("confused token without kid: err = %v", err)
 		}
@@ -299,7 +210,7 @@ func TestJWTNoConfusionWithSecretAndJWKS(t *testing.T) {
 	// Even signed with the secret, an HS256 token naming a JWKS key's kid
 	// is refused; one naming no kid, or a kid the set does not hold, is
 	// checked against the secret.
-	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), hs256(secret))
+	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "r1"}, goodClaims(), logintest.HS256(secret))
 	if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "names a key of the jwks") {
 		t.Fatalf("HS256 under an RSA kid: err = %v", err)
 	}
@@ -308,7 +219,7 @@ func TestJWTNoConfusionWithSecretAndJWKS(t *testing.T) {
 		if kid != "" {
 			hdr["kid"] = kid
 		}
-		if _, err := a.Authenticate(context.Background(), request(rawToken(t, hdr, goodClaims(), hs256(secret)))); err != nil {
+		if _, err := a.Authenticate(context.Background(), request(rawToken(t, hdr, goodClaims(), logintest.HS256(secret)))); err != nil {
 			t.Fatalf("HS256 with kid %q: %v", kid, err)
 		}
 	}
@@ -328,21 +239,10 @@ func TestJWTLeeway(t *testing.T) {
 }
 
 func TestJWKSRotation(t *testing.T) {
-	k1, k2 := newKey(t, "rsa", "k1"), newKey(t, "ec", "k2")
-	var (
-		mu      sync.Mutex
-		current = jwksJSON(t, k1)
-		fetches atomic.Int32
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		mu.Lock()
-		defer mu.Unlock()
-		w.Write(current)
-	}))
-	defer srv.Close()
+	k1, k2 := logintest.NewKey(t, "rsa", "k1"), logintest.NewKey(t, "ec", "k2")
+	idp := logintest.NewIDP(t, k1)
 	now := t0
-	a, err := NewJWT(JWTConfig{JWKSURL: srv.URL, RefreshMinInterval: time.Minute, Now: func() time.Time { return now }})
+	a, err := NewJWT(JWTConfig{JWKSURL: idp.URL, RefreshMinInterval: time.Minute, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,35 +250,33 @@ func TestJWKSRotation(t *testing.T) {
 	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); err != nil {
 		t.Fatalf("k1: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); err != nil || fetches.Load() != 1 {
-		t.Fatalf("k1 again: %v, fetches %d (want 1: cached)", err, fetches.Load())
+	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); err != nil || idp.Fetches() != 1 {
+		t.Fatalf("k1 again: %v, fetches %d (want 1: cached)", err, idp.Fetches())
 	}
 
 	// The IdP rotates to k2: the unknown kid triggers one refetch.
-	mu.Lock()
-	current = jwksJSON(t, k2)
-	mu.Unlock()
+	idp.Publish(t, k2)
 	now = now.Add(2 * time.Minute)
 	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k2))); err != nil {
 		t.Fatalf("k2 after rotation: %v", err)
 	}
-	if fetches.Load() != 2 {
-		t.Fatalf("fetches = %d, want 2", fetches.Load())
+	if idp.Fetches() != 2 {
+		t.Fatalf("fetches = %d, want 2", idp.Fetches())
 	}
 	if _, err := a.Authenticate(ctx, request(sign(t, goodClaims(), k1))); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("retired k1 still accepted: %v", err)
 	}
 	// Unknown kids do not hammer the IdP: no refetch within the interval.
 	for range 5 {
-		a.Authenticate(ctx, request(sign(t, goodClaims(), newKey(t, "ec", "bogus"))))
+		a.Authenticate(ctx, request(sign(t, goodClaims(), logintest.NewKey(t, "ec", "bogus"))))
 	}
-	if fetches.Load() != 2 {
-		t.Fatalf("fetches = %d after unknown kids, want 2 (rate-limited)", fetches.Load())
+	if idp.Fetches() != 2 {
+		t.Fatalf("fetches = %d after unknown kids, want 2 (rate-limited)", idp.Fetches())
 	}
 }
 
 func TestJWKSUnreachableFailsClosed(t *testing.T) {
-	k := newKey(t, "rsa", "k1")
+	k := logintest.NewKey(t, "rsa", "k1")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusBadGateway)
 	}))
@@ -434,14 +332,14 @@ func TestJWTConfigLogValueRedacts(t *testing.T) {
 // A symmetric key published in the JWKS is never used: HS256 is only ever
 // checked against the configured secret.
 func TestJWKSSymmetricKeyIgnored(t *testing.T) {
-	rsaK := newKey(t, "rsa", "r1")
+	rsaK := logintest.NewKey(t, "rsa", "r1")
 	oct, err := jwk.Import([]byte("shared-secret-in-the-jwks-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	oct.Set(jwk.KeyIDKey, "s1")
 	set := jwk.NewSet()
-	set.AddKey(rsaK.pub)
+	set.AddKey(rsaK.Pub)
 	set.AddKey(oct)
 	raw, _ := json.Marshal(set)
 	file := filepath.Join(t.TempDir(), "jwks.json")
@@ -450,7 +348,7 @@ func TestJWKSSymmetricKeyIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "s1"}, goodClaims(), hs256([]byte("shared-secret-in-the-jwks-0123456789")))
+	tok := rawToken(t, map[string]any{"alg": "HS256", "kid": "s1"}, goodClaims(), logintest.HS256([]byte("shared-secret-in-the-jwks-0123456789")))
 	if _, err := a.Authenticate(context.Background(), request(tok)); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("HS256 with a JWKS oct key: err = %v", err)
 	}

@@ -76,14 +76,7 @@ func (h *govHarness) session(t *testing.T, id, user, tier string, lim store.Limi
 
 func (h *govHarness) dial(ctx context.Context, t *testing.T, sid string) *client {
 	t.Helper()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.gw.URL, "http")+"/v1/realtime?sid="+sid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadLimit(16 << 20)
-	c := &client{t: t, c: ws}
-	c.until(ctx, "session.created")
-	return c
+	return openClient(ctx, t, h.gw, "/v1/realtime?sid="+sid)
 }
 
 // turn outcomes.
@@ -96,9 +89,7 @@ const (
 // turn sends a user message and response.create and reads until the
 // response is done, refused (an error event) or the connection closes.
 func turn(ctx context.Context, c *client, text string) (string, []byte) {
-	msg, _ := json.Marshal(map[string]any{"type": "conversation.item.create", "item": map[string]any{
-		"type": "message", "role": "user", "content": []any{map[string]any{"type": "input_text", "text": text}}}})
-	if err := c.c.Write(ctx, websocket.MessageText, msg); err != nil {
+	if err := c.c.Write(ctx, websocket.MessageText, []byte(userText(text))); err != nil {
 		return turnClosed, nil
 	}
 	if err := c.c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","event_id":"evt_rc"}`)); err != nil {

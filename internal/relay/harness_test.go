@@ -116,25 +116,90 @@ func (h *harness) dial(ctx context.Context, protos ...string) *websocket.Conn {
 	if len(protos) == 0 {
 		protos = []string{"realtime", "openai-insecure-api-key." + clientToken}
 	}
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.gw.URL, "http")+"/v1/realtime?model=gpt-realtime", &websocket.DialOptions{Subprotocols: protos})
-	if err != nil {
-		h.t.Fatalf("dial gateway: %v", err)
-	}
+	c, resp := dialClient(ctx, h.t, h.gw, "/v1/realtime?model=gpt-realtime", &websocket.DialOptions{Subprotocols: protos})
 	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "realtime" {
 		h.t.Errorf("selected subprotocol = %q, want realtime", got)
 	}
-	c.SetReadLimit(16 << 20)
+	return c.c
+}
+
+// dialClient dials the WebSocket at gw's pathQuery (a path and query) with
+// opts and a 16 MiB read limit, failing t when the dial fails.
+func dialClient(ctx context.Context, t testing.TB, gw *httptest.Server, pathQuery string, opts *websocket.DialOptions) (*client, *http.Response) {
+	t.Helper()
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+pathQuery, opts)
+	if err != nil {
+		t.Fatalf("dial gateway: %v", err)
+	}
+	ws.SetReadLimit(16 << 20)
+	return &client{t: t, c: ws}, resp
+}
+
+// openClient is dialClient without options, then reading frames up to
+// session.created.
+func openClient(ctx context.Context, t testing.TB, gw *httptest.Server, pathQuery string) *client {
+	t.Helper()
+	c, _ := dialClient(ctx, t, gw, pathQuery, nil)
+	c.until(ctx, "session.created")
 	return c
+}
+
+// textAndVoiceTurns runs a text turn saying text, then a voice turn of
+// 1 s of audio in ten appends and a commit, each read up to its
+// response.done.
+func (c *client) textAndVoiceTurns(ctx context.Context, text string) {
+	c.t.Helper()
+	c.send(ctx, userText(text))
+	c.send(ctx, `{"type":"response.create"}`)
+	c.until(ctx, "response.done")
+	for range 10 {
+		c.send(ctx, audioAppend(100))
+	}
+	c.send(ctx, `{"type":"input_audio_buffer.commit"}`)
+	c.send(ctx, `{"type":"response.create"}`)
+	c.until(ctx, "response.done")
+}
+
+// waitServe waits for the value a gateway handler sends on served once
+// Serve returned.
+func waitServe(t testing.TB, served <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
+
+// userText is a conversation.item.create of a user message saying text.
+func userText(text string) string {
+	b, _ := json.Marshal(map[string]any{"type": "conversation.item.create", "item": map[string]any{
+		"type": "message", "role": "user", "content": []any{map[string]any{"type": "input_text", "text": text}}}})
+	return string(b)
+}
+
+// connect dials the gateway (with protos, or the default subprotocols)
+// under a 10 s deadline that ends with the test, and returns the deadline
+// context and the client.
+func (h *harness) connect(protos ...string) (context.Context, *client) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	h.t.Cleanup(cancel)
+	return ctx, &client{t: h.t, c: h.dial(ctx, protos...)}
+}
+
+// open is connect, then reading frames up to session.created.
+func (h *harness) open(protos ...string) (context.Context, *client) {
+	h.t.Helper()
+	ctx, c := h.connect(protos...)
+	c.until(ctx, "session.created")
+	return ctx, c
 }
 
 // waitServed waits for Serve to return.
 func (h *harness) waitServed() {
 	h.t.Helper()
-	select {
-	case <-h.done:
-	case <-time.After(10 * time.Second):
-		h.t.Fatal("Serve did not return")
-	}
+	waitServe(h.t, h.done)
 }
 
 // client wraps a test client connection and remembers every frame.

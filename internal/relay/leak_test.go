@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -17,10 +16,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	t.Run("normal", func(t *testing.T) {
 		h := newHarness(t, &fakeUpstream{deltas: 2}, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c := &client{t: t, c: h.dial(ctx)}
-		c.until(ctx, "session.created")
+		ctx, c := h.open()
 		c.send(ctx, `{"type":"response.create"}`)
 		c.until(ctx, "response.done")
 		_ = c.c.Close(websocket.StatusNormalClosure, "")
@@ -28,10 +24,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	})
 	t.Run("revoked mid-response", func(t *testing.T) {
 		h := newHarness(t, &fakeUpstream{deltas: 1000, deltaInterval: 2 * time.Millisecond}, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c := &client{t: t, c: h.dial(ctx)}
-		c.until(ctx, "session.created")
+		ctx, c := h.open()
 		c.send(ctx, `{"type":"response.create"}`)
 		c.until(ctx, "response.output_audio.delta")
 		h.relay.CloseSessions(func(*store.Session) bool { return true }, websocket.StatusPolicyViolation, "session_revoked", "revoked")
@@ -40,10 +33,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	})
 	t.Run("upstream drop", func(t *testing.T) {
 		h := newHarness(t, &fakeUpstream{deltas: 2, dropMid: true}, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c := &client{t: t, c: h.dial(ctx)}
-		c.until(ctx, "session.created")
+		ctx, c := h.open()
 		c.send(ctx, `{"type":"response.create"}`)
 		c.closed(ctx)
 		h.waitServed()

@@ -1,10 +1,8 @@
 package relay
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -20,10 +18,7 @@ func TestMissingRecordRecreated(t *testing.T) {
 	restarted := memory.New() // the store after an empty restart
 	t.Cleanup(func() { restarted.Close() })
 	h.relay.Store = restarted
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 
 	rec, err := restarted.Session(ctx, h.sess.ID)
 	if err != nil {

@@ -21,9 +21,7 @@ import (
 func TestTextAndVoiceTurn(t *testing.T) {
 	up := &fakeUpstream{deltas: 3}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
+	ctx, c := h.connect()
 
 	// The first frame is session.created carrying the pinned config.
 	created := c.until(ctx, "session.created")
@@ -47,17 +45,8 @@ func TestTextAndVoiceTurn(t *testing.T) {
 		t.Error("session not reported live")
 	}
 
-	// Text turn.
-	c.send(ctx, `{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.done")
-	// Voice turn: 1 s of audio in appends, commit, respond.
-	for range 10 {
-		c.send(ctx, audioAppend(100))
-	}
-	c.send(ctx, `{"type":"input_audio_buffer.commit"}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.done")
+	// A text turn, then a voice turn of 1 s of audio.
+	c.textAndVoiceTurns(ctx, "hi")
 	for _, f := range c.frames {
 		if typ, _ := realtime.EventType([]byte(f)); typ == "session.updated" {
 			t.Errorf("the gateway's own session.updated reached the client: %s", f)
@@ -131,10 +120,7 @@ func TestTextAndVoiceTurn(t *testing.T) {
 func TestCloseSessionsMidResponse(t *testing.T) {
 	up := &fakeUpstream{deltas: 1000, deltaInterval: 2 * time.Millisecond}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"response.create"}`)
 	c.until(ctx, "response.output_audio.delta")
 
@@ -171,9 +157,7 @@ func TestCloseSessionsWhilePinning(t *testing.T) {
 	up := &fakeUpstream{holdUpdate: make(chan struct{})}
 	h := newHarness(t, up, nil)
 	t.Cleanup(func() { close(up.holdUpdate) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
+	ctx, c := h.connect()
 	deadline := time.Now().Add(5 * time.Second)
 	for !h.relay.IsLive(h.sess.ID) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -200,10 +184,7 @@ func TestCloseSessionsWhilePinning(t *testing.T) {
 func TestClientDisconnectMidResponse(t *testing.T) {
 	up := &fakeUpstream{deltas: 1000, deltaInterval: 2 * time.Millisecond}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"response.create"}`)
 	c.until(ctx, "response.output_audio.delta")
 	_ = c.c.CloseNow() // vanish without a close frame
@@ -227,10 +208,7 @@ func TestAbandonWaitBounded(t *testing.T) {
 	up := &fakeUpstream{deltas: 100000, deltaInterval: 2 * time.Millisecond, ignoreCancel: true}
 	h := newHarness(t, up, nil)
 	h.relay.AbandonWait = 200 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"response.create"}`)
 	c.until(ctx, "response.output_audio.delta")
 	start := time.Now()
@@ -250,10 +228,7 @@ func TestAbandonWaitBounded(t *testing.T) {
 func TestUpstreamAbruptDrop(t *testing.T) {
 	up := &fakeUpstream{deltas: 5, dropMid: true}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"response.create"}`)
 	ce, errs := c.closed(ctx)
 	if ce.Code != websocket.StatusInternalError || ce.Reason != "upstream_unavailable" {
@@ -272,10 +247,7 @@ func TestCloseCodesRelayed(t *testing.T) {
 	t.Run("upstream to client", func(t *testing.T) {
 		up := &fakeUpstream{closeOn: "input_audio_buffer.clear"}
 		h := newHarness(t, up, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c := &client{t: t, c: h.dial(ctx)}
-		c.until(ctx, "session.created")
+		ctx, c := h.open()
 		c.send(ctx, `{"type":"input_audio_buffer.clear"}`)
 		ce, errs := c.closed(ctx)
 		if ce.Code != 4001 || ce.Reason != "custom close" || len(errs) != 0 {
@@ -286,10 +258,7 @@ func TestCloseCodesRelayed(t *testing.T) {
 	t.Run("client to upstream", func(t *testing.T) {
 		up := &fakeUpstream{}
 		h := newHarness(t, up, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c := &client{t: t, c: h.dial(ctx)}
-		c.until(ctx, "session.created")
+		ctx, c := h.open()
 		_ = c.c.Close(4002, "bye")
 		h.waitServed()
 		if got := up.waitCloses(t); len(got) != 1 || got[0] != 4002 {
@@ -338,9 +307,7 @@ func TestUpstreamDialFailure(t *testing.T) {
 func TestBetaMode(t *testing.T) {
 	up := &fakeUpstream{deltas: 2}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx, "realtime", "openai-insecure-api-key."+clientToken, "openai-beta.realtime-v1")}
+	ctx, c := h.connect("realtime", "openai-insecure-api-key."+clientToken, "openai-beta.realtime-v1")
 	created := c.until(ctx, "session.created")
 	if !strings.Contains(string(created), `"instructions":"You are pinned."`) || !strings.Contains(string(created), `"voice":"marin"`) {
 		t.Errorf("beta session.created = %s", created)
@@ -369,10 +336,7 @@ func TestBetaMode(t *testing.T) {
 func TestDuplicateResponseDoneMeteredOnce(t *testing.T) {
 	up := &fakeUpstream{deltas: 1, dupDone: true}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"response.create"}`)
 	c.until(ctx, "response.done")
 	c.until(ctx, "response.done")
@@ -390,10 +354,7 @@ func TestDuplicateResponseDoneMeteredOnce(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	h := newHarness(t, &fakeUpstream{}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	errc := make(chan error, 1)
 	go func() { errc <- h.relay.Shutdown(ctx) }()
 	ce, errs := c.closed(ctx)
@@ -416,9 +377,7 @@ func TestMaxSessionSeconds(t *testing.T) {
 		s.Limits.MaxSessionSeconds = 3
 		s.LiveSeconds = 2.4 // earlier connections count: 0.6 s left, warning at once
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
+	ctx, c := h.connect()
 	start := time.Now()
 	c.until(ctx, "session.created")
 	ce, errs := c.closed(ctx)
@@ -440,10 +399,7 @@ func TestMaxSessionSeconds(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	h := newHarness(t, &fakeUpstream{}, func(s *store.Session) { s.Limits.IdleTimeoutSeconds = 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	// Activity at 0.5 s pushes the deadline to about 1.5 s.
 	time.Sleep(500 * time.Millisecond)
 	c.send(ctx, `{"type":"input_audio_buffer.clear"}`)
@@ -477,10 +433,7 @@ func TestGovernor(t *testing.T) {
 	h := newHarness(t, up, nil)
 	g := refuser{started: make(chan string, 4), settled: make(chan string, 4)}
 	h.relay.Govern = func(*store.Session) Governor { return g }
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
-	c.until(ctx, "session.created")
+	ctx, c := h.open()
 	c.send(ctx, `{"type":"conversation.item.delete","event_id":"evt_client_1","item_id":"x"}`)
 	e, _ := realtime.DecodeErrorEvent(c.until(ctx, "error"))
 	if e.Error.Code != "event_not_allowed" || e.Error.EventID != "evt_client_1" {

@@ -59,30 +59,17 @@ func testAgainstSimulator(t *testing.T, beta bool) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+"/v1/realtime?model=gpt-realtime",
+	c, resp := dialClient(ctx, t, gw, "/v1/realtime?model=gpt-realtime",
 		&websocket.DialOptions{Subprotocols: []string{"realtime", "openai-insecure-api-key." + clientToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if resp.Header.Get("Sec-WebSocket-Protocol") != "realtime" {
 		t.Errorf("subprotocol = %q", resp.Header.Get("Sec-WebSocket-Protocol"))
 	}
-	ws.SetReadLimit(16 << 20)
-	c := &client{t: t, c: ws}
 	created := c.until(ctx, "session.created")
 	if !strings.Contains(string(created), "You are pinned by the gateway.") || !strings.Contains(string(created), "marin") {
 		t.Errorf("session.created lacks the pinned config: %s", created)
 	}
 
-	c.send(ctx, `{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Hello there"}]}}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.done")
-	for range 10 {
-		c.send(ctx, audioAppend(100))
-	}
-	c.send(ctx, `{"type":"input_audio_buffer.commit"}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.done")
+	c.textAndVoiceTurns(ctx, "Hello there")
 	deltaName := "response.output_audio.delta"
 	if beta {
 		deltaName = "response.audio.delta"
@@ -101,12 +88,8 @@ func testAgainstSimulator(t *testing.T, beta bool) {
 	if !sawDelta {
 		t.Errorf("no %s relayed", deltaName)
 	}
-	_ = ws.Close(websocket.StatusNormalClosure, "")
-	select {
-	case <-served:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	_ = c.c.Close(websocket.StatusNormalClosure, "")
+	waitServe(t, served)
 
 	got, _ := st.LedgerEntries(ctx, store.LedgerFilter{SessionID: sess.ID})
 	want := simSrv.Ledger()
@@ -161,22 +144,30 @@ func newSimHarness(t *testing.T, opts sim.Options) *simHarness {
 	return h
 }
 
-func (h *simHarness) dial(ctx context.Context, t *testing.T) *client {
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.gw.URL, "http")+"/v1/realtime?model=gpt-realtime", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadLimit(16 << 20)
-	return &client{t: t, c: ws}
+// open dials the gateway under a 20 s deadline that ends with the test,
+// reads up to session.created and returns the deadline context and the
+// client.
+func (h *simHarness) open(t *testing.T) (context.Context, *client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx, openClient(ctx, t, h.gw, "/v1/realtime?model=gpt-realtime")
+}
+
+// openMidResponse is open, then asking for a long story and reading up
+// to its first audio delta.
+func (h *simHarness) openMidResponse(t *testing.T) (context.Context, *client) {
+	t.Helper()
+	ctx, c := h.open(t)
+	c.send(ctx, userText("Tell me a long story please"))
+	c.send(ctx, `{"type":"response.create"}`)
+	c.until(ctx, "response.output_audio.delta")
+	return ctx, c
 }
 
 func (h *simHarness) wait(t *testing.T) {
 	t.Helper()
-	select {
-	case <-h.served:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	waitServe(t, h.served)
 }
 
 // ledgerEqual checks gateway and simulator ledgers hold the same responses.
@@ -197,13 +188,7 @@ func (h *simHarness) ledgerEqual(t *testing.T, n int) []store.LedgerEntry {
 
 func TestSimClientVanishesMidResponse(t *testing.T) {
 	h := newSimHarness(t, sim.Options{Pace: sim.PaceRealtime})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := h.dial(ctx, t)
-	c.until(ctx, "session.created")
-	c.send(ctx, `{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Tell me a long story please"}]}}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.output_audio.delta")
+	_, c := h.openMidResponse(t)
 	_ = c.c.CloseNow()
 	h.wait(t)
 	got := h.ledgerEqual(t, 1)
@@ -214,13 +199,7 @@ func TestSimClientVanishesMidResponse(t *testing.T) {
 
 func TestSimRevokeMidResponse(t *testing.T) {
 	h := newSimHarness(t, sim.Options{Pace: sim.PaceRealtime})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := h.dial(ctx, t)
-	c.until(ctx, "session.created")
-	c.send(ctx, `{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Tell me a long story please"}]}}`)
-	c.send(ctx, `{"type":"response.create"}`)
-	c.until(ctx, "response.output_audio.delta")
+	ctx, c := h.openMidResponse(t)
 	start := time.Now()
 	h.relay.CloseSessions(func(s *store.Session) bool { return s.ID == h.sess.ID }, websocket.StatusPolicyViolation, "session_revoked", "revoked")
 	ce, errs := c.closed(ctx)
@@ -233,11 +212,8 @@ func TestSimRevokeMidResponse(t *testing.T) {
 
 func TestSimUpstreamDrop(t *testing.T) {
 	h := newSimHarness(t, sim.Options{Pace: sim.PaceFast, Faults: sim.Faults{DropMidResponse: true}})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := h.dial(ctx, t)
-	c.until(ctx, "session.created")
-	c.send(ctx, `{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}}`)
+	ctx, c := h.open(t)
+	c.send(ctx, userText("hi"))
 	c.send(ctx, `{"type":"response.create"}`)
 	ce, errs := c.closed(ctx)
 	if ce.Code != websocket.StatusInternalError || len(errs) == 0 || errs[len(errs)-1].Error.Code != "upstream_unavailable" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,14 +56,7 @@ func newTrSimHarness(t *testing.T, cfg string, gov *Governance, lim store.Limits
 
 func (h *trSimHarness) dial(ctx context.Context, t *testing.T, query string) *client {
 	t.Helper()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.gw.URL, "http")+"/v1/realtime?"+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadLimit(16 << 20)
-	c := &client{t: t, c: ws}
-	c.until(ctx, "session.created")
-	return c
+	return openClient(ctx, t, h.gw, "/v1/realtime?"+query)
 }
 
 // closeAndWait closes the client and waits for Serve (and so the session's
@@ -72,11 +64,7 @@ func (h *trSimHarness) dial(ctx context.Context, t *testing.T, query string) *cl
 func (h *trSimHarness) closeAndWait(t *testing.T, c *client) {
 	t.Helper()
 	_ = c.c.Close(websocket.StatusNormalClosure, "")
-	select {
-	case <-h.served:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	waitServe(t, h.served)
 }
 
 // ledgerEqualsSim checks that the gateway ledger holds exactly the

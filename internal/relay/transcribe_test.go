@@ -99,20 +99,11 @@ func TestTranscriptionExactlyOnce(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+"/v1/realtime?model=gpt-realtime", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{t: t, c: ws}
-	c.until(ctx, "session.created")
+	c := openClient(ctx, t, gw, "/v1/realtime?model=gpt-realtime")
 	c.send(ctx, `{"type":"input_audio_buffer.commit"}`)
 	c.until(ctx, "marker")
-	_ = ws.Close(websocket.StatusNormalClosure, "")
-	select {
-	case <-served:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	_ = c.c.Close(websocket.StatusNormalClosure, "")
+	waitServe(t, served)
 
 	got, _ := st.LedgerEntries(ctx, store.LedgerFilter{SessionID: sess.ID})
 	if len(got) != 2 {

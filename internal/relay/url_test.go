@@ -1,10 +1,8 @@
 package relay
 
 import (
-	"context"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -45,9 +43,7 @@ func TestSendable(t *testing.T) {
 func TestPinnedConfigRefused(t *testing.T) {
 	up := &fakeUpstream{refuseUpdate: true}
 	h := newHarness(t, up, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &client{t: t, c: h.dial(ctx)}
+	ctx, c := h.connect()
 	ce, errs := c.closed(ctx)
 	if ce.Code != websocket.StatusInternalError || len(errs) != 1 || errs[0].Error.Code != "upstream_unavailable" {
 		t.Errorf("close %v, errors %+v; want 1011 upstream_unavailable", ce, errs)

@@ -2,114 +2,25 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
 	"github.com/voicegate/voicegate/internal/login"
+	"github.com/voicegate/voicegate/internal/login/logintest"
 	"github.com/voicegate/voicegate/internal/store"
 )
-
-// idpKey is a signing key of a test identity provider.
-type idpKey struct {
-	alg  jwa.SignatureAlgorithm
-	priv jwk.Key
-	pub  jwk.Key
-}
-
-func newIDPKey(t *testing.T, kind, kid string) idpKey {
-	t.Helper()
-	var (
-		raw any
-		alg jwa.SignatureAlgorithm
-	)
-	switch kind {
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, alg = k, jwa.RS256()
-	case "ec":
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, alg = k, jwa.ES256()
-	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := priv.Set(jwk.KeyIDKey, kid); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return idpKey{alg: alg, priv: priv, pub: pub}
-}
-
-// idp serves a JWKS that a test can rotate, counting fetches.
-type idp struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	set     []byte
-	fetches atomic.Int32
-}
-
-func newIDP(t *testing.T, keys ...idpKey) *idp {
-	t.Helper()
-	p := &idp{}
-	p.publish(t, keys...)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.fetches.Add(1)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(p.set)
-	}))
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-// publish replaces the served key set.
-func (p *idp) publish(t *testing.T, keys ...idpKey) {
-	t.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		if err := set.AddKey(k.pub); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.set = b
-	p.mu.Unlock()
-}
 
 const (
 	testIssuer   = "https://id.example"
@@ -129,21 +40,17 @@ func userClaims(t *testing.T, sub string, now time.Time) jwt.Token {
 }
 
 // signWith signs a user token with an IdP key (its kid goes in the header).
-func signWith(t *testing.T, k idpKey, sub string, now time.Time) string {
+func signWith(t *testing.T, k logintest.Key, sub string, now time.Time) string {
 	t.Helper()
-	b, err := jwt.Sign(userClaims(t, sub, now), jwt.WithKey(k.alg, k.priv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return k.Sign(t, userClaims(t, sub, now))
 }
 
 // rsaPublicForms are the byte forms of an RSA public key an attacker might
 // try as an HMAC secret: PEM and DER, PKIX and PKCS#1, and the JWK JSON.
-func rsaPublicForms(t *testing.T, k idpKey) map[string][]byte {
+func rsaPublicForms(t *testing.T, k logintest.Key) map[string][]byte {
 	t.Helper()
 	var pub rsa.PublicKey
-	if err := jwk.Export(k.pub, &pub); err != nil {
+	if err := jwk.Export(k.Pub, &pub); err != nil {
 		t.Fatal(err)
 	}
 	pkix, err := x509.MarshalPKIXPublicKey(&pub)
@@ -151,7 +58,7 @@ func rsaPublicForms(t *testing.T, k idpKey) map[string][]byte {
 		t.Fatal(err)
 	}
 	pkcs1 := x509.MarshalPKCS1PublicKey(&pub)
-	jwkJSON, _ := json.Marshal(k.pub)
+	jwkJSON, _ := json.Marshal(k.Pub)
 	return map[string][]byte{
 		"pkix pem":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}),
 		"pkcs1 pem": pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: pkcs1}),
@@ -171,15 +78,15 @@ func hsToken(t *testing.T, kid string, key []byte, now time.Time) string {
 	}
 	claims := map[string]any{"sub": "mallory", "iss": testIssuer, "aud": testAudience, "tier": "pro",
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	return signHS256Header(t, hdr, claims, key)
+	return logintest.RawToken(t, hdr, claims, logintest.HS256(key))
 }
 
 // newJWKSEnv is the server with JWT login against p's JWKS URL (and the
 // HS256 secret when hsSecret is set), on clock now.
-func newJWKSEnv(t *testing.T, p *idp, hsSecret []byte, now *clock) *env {
+func newJWKSEnv(t *testing.T, p *logintest.IDP, hsSecret []byte, now *clock) *env {
 	t.Helper()
 	e := newEnv(t, func(c *config.Config) { c.Tiers["pro"] = config.Tier{MaxSessionSeconds: 600} })
-	j, err := login.NewJWT(login.JWTConfig{JWKSURL: p.srv.URL, HS256Secret: hsSecret, Issuer: testIssuer, Audience: testAudience,
+	j, err := login.NewJWT(login.JWTConfig{JWKSURL: p.URL, HS256Secret: hsSecret, Issuer: testIssuer, Audience: testAudience,
 		TierClaim: "tier", Now: now.Now, RefreshMinInterval: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -216,8 +123,8 @@ func (e *env) sessionCount() int {
 // tokens are refused 401 without a session.
 func TestMintWithJWKS(t *testing.T) {
 	now := &clock{t: time.Now().Truncate(time.Second)}
-	r1 := newIDPKey(t, "rsa", "r1")
-	p := newIDP(t, r1)
+	r1 := logintest.NewKey(t, "rsa", "r1")
+	p := logintest.NewIDP(t, r1)
 	e := newJWKSEnv(t, p, nil, now)
 
 	status, out := e.do("POST", "/v1/realtime/client_secrets", signWith(t, r1, "hana", now.Now()), map[string]any{})
@@ -227,8 +134,8 @@ func TestMintWithJWKS(t *testing.T) {
 	if vg := out["voicegate"].(map[string]any); vg["user"] != "hana" || vg["tier"] != "pro" {
 		t.Errorf("minted for %v/%v", vg["user"], vg["tier"])
 	}
-	if status, code, _ := e.mintAs(signWith(t, r1, "hana", now.Now())); status != 200 || p.fetches.Load() != 1 {
-		t.Fatalf("second mint: %d %s, fetches %d (want 1: cached)", status, code, p.fetches.Load())
+	if status, code, _ := e.mintAs(signWith(t, r1, "hana", now.Now())); status != 200 || p.Fetches() != 1 {
+		t.Fatalf("second mint: %d %s, fetches %d (want 1: cached)", status, code, p.Fetches())
 	}
 
 	for form, key := range rsaPublicForms(t, r1) {
@@ -253,8 +160,8 @@ func TestMintWithJWKS(t *testing.T) {
 // the RSA public key, or naming the RSA key's kid, is refused.
 func TestMintWithJWTSecretAndJWKS(t *testing.T) {
 	now := &clock{t: time.Now().Truncate(time.Second)}
-	r1 := newIDPKey(t, "rsa", "r1")
-	p := newIDP(t, r1)
+	r1 := logintest.NewKey(t, "rsa", "r1")
+	p := logintest.NewIDP(t, r1)
 	e := newJWKSEnv(t, p, []byte(jwtSecret), now)
 
 	if status, code, user := e.mintAs(hsToken(t, "", []byte(jwtSecret), now.Now())); status != 200 || user != "mallory" {
@@ -279,38 +186,38 @@ func TestMintWithJWTSecretAndJWKS(t *testing.T) {
 // stream of unknown kids does not hammer the IdP.
 func TestMintJWKSRotation(t *testing.T) {
 	now := &clock{t: time.Now().Truncate(time.Second)}
-	r1, e2 := newIDPKey(t, "rsa", "r1"), newIDPKey(t, "ec", "e2")
-	p := newIDP(t, r1)
+	r1, e2 := logintest.NewKey(t, "rsa", "r1"), logintest.NewKey(t, "ec", "e2")
+	p := logintest.NewIDP(t, r1)
 	e := newJWKSEnv(t, p, nil, now)
 
 	if status, code, _ := e.mintAs(signWith(t, r1, "hana", now.Now())); status != 200 {
 		t.Fatalf("r1: %d %s", status, code)
 	}
-	p.publish(t, e2)
+	p.Publish(t, e2)
 	// Within a minute of the last fetch an unknown kid is not refetched.
-	if status, code, _ := e.mintAs(signWith(t, e2, "hana", now.Now())); status != 401 || code != "invalid_api_key" || p.fetches.Load() != 1 {
-		t.Fatalf("new kid inside the refresh interval: %d %s, fetches %d (want 401, 1)", status, code, p.fetches.Load())
+	if status, code, _ := e.mintAs(signWith(t, e2, "hana", now.Now())); status != 401 || code != "invalid_api_key" || p.Fetches() != 1 {
+		t.Fatalf("new kid inside the refresh interval: %d %s, fetches %d (want 401, 1)", status, code, p.Fetches())
 	}
 	now.Add(61 * time.Second)
-	if status, code, user := e.mintAs(signWith(t, e2, "hana", now.Now())); status != 200 || user != "hana" || p.fetches.Load() != 2 {
-		t.Fatalf("new kid after rotation: %d %s, fetches %d (want 200, 2)", status, code, p.fetches.Load())
+	if status, code, user := e.mintAs(signWith(t, e2, "hana", now.Now())); status != 200 || user != "hana" || p.Fetches() != 2 {
+		t.Fatalf("new kid after rotation: %d %s, fetches %d (want 200, 2)", status, code, p.Fetches())
 	}
 	if status, _, _ := e.mintAs(signWith(t, r1, "hana", now.Now())); status != 401 {
 		t.Errorf("retired key still mints: %d", status)
 	}
 	for i := range 5 {
-		bogus := newIDPKey(t, "ec", "bogus")
+		bogus := logintest.NewKey(t, "ec", "bogus")
 		if status, _, _ := e.mintAs(signWith(t, bogus, "mallory", now.Now())); status != 401 {
 			t.Fatalf("bogus kid %d: %d", i, status)
 		}
 	}
-	if got := p.fetches.Load(); got != 2 {
+	if got := p.Fetches(); got != 2 {
 		t.Errorf("fetches = %d after unknown kids, want 2 (rate-limited)", got)
 	}
 	// The limit is per interval, not forever.
 	now.Add(61 * time.Second)
-	if status, _, _ := e.mintAs(signWith(t, newIDPKey(t, "ec", "bogus"), "mallory", now.Now())); status != 401 || p.fetches.Load() != 3 {
-		t.Errorf("unknown kid after the interval: %d, fetches %d (want 401, 3)", status, p.fetches.Load())
+	if status, _, _ := e.mintAs(signWith(t, logintest.NewKey(t, "ec", "bogus"), "mallory", now.Now())); status != 401 || p.Fetches() != 3 {
+		t.Errorf("unknown kid after the interval: %d, fetches %d (want 401, 3)", status, p.Fetches())
 	}
 }
 
@@ -318,9 +225,9 @@ func TestMintJWKSRotation(t *testing.T) {
 // closed with 503 login_unavailable.
 func TestMintJWKSUnreachable(t *testing.T) {
 	now := &clock{t: time.Now().Truncate(time.Second)}
-	r1 := newIDPKey(t, "ec", "r1")
-	p := newIDP(t, r1)
-	p.srv.Close()
+	r1 := logintest.NewKey(t, "ec", "r1")
+	p := logintest.NewIDP(t, r1)
+	p.Close()
 	e := newJWKSEnv(t, p, nil, now)
 	if status, code, _ := e.mintAs(signWith(t, r1, "hana", now.Now())); status != 503 || code != "login_unavailable" {
 		t.Errorf("jwks down: %d %s", status, code)
@@ -386,17 +293,4 @@ func TestMintWebhookFailsClosed(t *testing.T) {
 	if calls.Load() != 2 {
 		t.Errorf("slow webhook calls = %d, want 2 (refusals are not cached)", calls.Load())
 	}
-}
-
-// signHS256Header builds a compact HS256 JWT with the given header, keyed
-// with key (as an attacker would, by hand).
-func signHS256Header(t *testing.T, hdr, claims map[string]any, key []byte) string {
-	t.Helper()
-	h, _ := json.Marshal(hdr)
-	c, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(in))
-	return in + "." + enc.EncodeToString(m.Sum(nil))
 }

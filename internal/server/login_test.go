@@ -1,9 +1,6 @@
 package server
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +10,7 @@ import (
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
 	"github.com/voicegate/voicegate/internal/login"
+	"github.com/voicegate/voicegate/internal/login/logintest"
 )
 
 const jwtSecret = "jwt-secret-for-tests-0123456789abcdef"
@@ -21,16 +19,11 @@ const jwtSecret = "jwt-secret-for-tests-0123456789abcdef"
 // secret (an "alg":"none" token gets an empty signature).
 func signHS256(t *testing.T, alg string, claims map[string]any, secret string) string {
 	t.Helper()
-	h, _ := json.Marshal(map[string]any{"alg": alg, "typ": "JWT"})
-	c, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	sig := logintest.HS256([]byte(secret))
 	if alg == "none" {
-		return in + "."
+		sig = func(string) []byte { return nil }
 	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(in))
-	return in + "." + enc.EncodeToString(m.Sum(nil))
+	return logintest.RawToken(t, map[string]any{"alg": alg, "typ": "JWT"}, claims, sig)
 }
 
 // newLoginEnv is the server with JWT login (issuer, audience, tier claim)

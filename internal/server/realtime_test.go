@@ -28,6 +28,26 @@ func mintToken(e *env, body any) (tok, id string) {
 	return out["value"].(string), out["voicegate"].(map[string]any)["session_id"].(string)
 }
 
+// liveSession mints a token for user, connects with it, waits for the
+// relay to take the session and reads its first frame (session.created).
+// It returns a 5 s context that ends with the test, the connection, the
+// token and the session id.
+func (e *env) liveSession(user string) (ctx context.Context, c *websocket.Conn, tok, id string) {
+	e.t.Helper()
+	tok, id = mintToken(e, map[string]any{"user": user})
+	c, _, err := e.dial(tok, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	<-e.relay.got
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	e.t.Cleanup(cancel)
+	if _, _, err := c.Read(ctx); err != nil { // session.created
+		e.t.Fatal(err)
+	}
+	return ctx, c, tok, id
+}
+
 func TestRealtimeAdmitAndLease(t *testing.T) {
 	e := newEnv(t, nil)
 	tok, id := mintToken(e, map[string]any{"user": "alice"})
@@ -148,17 +168,7 @@ func TestRealtimeRefusals(t *testing.T) {
 
 func TestRevokeClosesLiveSession(t *testing.T) {
 	e := newEnv(t, nil)
-	tok, id := mintToken(e, map[string]any{"user": "dave"})
-	c, _, err := e.dial(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-e.relay.got
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, _, err := c.Read(ctx); err != nil { // session.created
-		t.Fatal(err)
-	}
+	ctx, c, tok, id := e.liveSession("dave")
 	start := time.Now()
 	code, out := e.do("DELETE", "/voicegate/v1/sessions/"+id, testAdmin, nil)
 	if code != 200 || out["state"] != store.StateRevoked {
@@ -186,15 +196,7 @@ func TestRevokeClosesLiveSession(t *testing.T) {
 
 func TestRevocationBusReachesOtherInstances(t *testing.T) {
 	e := newEnv(t, nil)
-	tok, _ := mintToken(e, map[string]any{"user": "erin"})
-	c, _, err := e.dial(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-e.relay.got
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c.Read(ctx)
+	ctx, c, _, _ := e.liveSession("erin")
 	// Another instance revokes the user: only the bus reaches this one.
 	if err := e.st.PublishRevocation(ctx, store.Revocation{Kind: "user", ID: "erin", At: e.clock.Now()}); err != nil {
 		t.Fatal(err)
