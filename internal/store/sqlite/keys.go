@@ -54,23 +54,7 @@ func (s *Store) KeyByHash(ctx context.Context, hash string) (*store.AppKey, erro
 
 // ListKeys returns every app key, oldest first, revoked ones included.
 func (s *Store) ListKeys(ctx context.Context) ([]*store.AppKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM app_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, unavailable("list keys", err)
-	}
-	defer rows.Close()
-	var out []*store.AppKey
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, unavailable("list keys", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, unavailable("list keys", err)
-	}
-	return out, nil
+	return queryAll(ctx, s.db, "list keys", scanKey, `SELECT `+keyColumns+` FROM app_keys ORDER BY created_at, id`)
 }
 
 // RevokeKey marks the key revoked at at; a revoked key keeps its first

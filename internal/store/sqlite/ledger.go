@@ -45,30 +45,22 @@ func (s *Store) LedgerEntries(ctx context.Context, f store.LedgerFilter) ([]stor
 	w.time("at >= ?", f.Since)
 	w.time("at < ?", f.Until)
 	q := `SELECT ` + ledgerColumns + ` FROM ledger` + w.clause() + ` ORDER BY at, session_id, response_id`
-	args := w.args
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, unavailable("ledger entries", err)
+	return queryAll(ctx, s.db, "ledger entries", scanLedgerEntry, q, w.args...)
+}
+
+// scanLedgerEntry reads one row of ledgerColumns.
+func scanLedgerEntry(row interface{ Scan(...any) error }) (store.LedgerEntry, error) {
+	var e store.LedgerEntry
+	var at int64
+	u := &e.Usage
+	if err := row.Scan(&e.SessionID, &e.ResponseID, &e.User, &e.AppKeyID, &e.Tier, &e.Model, &e.Status,
+		&u.TotalTokens, &u.InputTokens, &u.OutputTokens, &u.InputTextTokens, &u.InputAudioTokens, &u.InputImageTokens,
+		&u.CachedTokens, &u.CachedTextTokens, &u.CachedAudioTokens, &u.CachedImageTokens,
+		&u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD, &at, &e.Kind, &u.AudioSeconds); err != nil {
+		return e, err
 	}
-	defer rows.Close()
-	var out []store.LedgerEntry
-	for rows.Next() {
-		var e store.LedgerEntry
-		var at int64
-		u := &e.Usage
-		if err := rows.Scan(&e.SessionID, &e.ResponseID, &e.User, &e.AppKeyID, &e.Tier, &e.Model, &e.Status,
-			&u.TotalTokens, &u.InputTokens, &u.OutputTokens, &u.InputTextTokens, &u.InputAudioTokens, &u.InputImageTokens,
-			&u.CachedTokens, &u.CachedTextTokens, &u.CachedAudioTokens, &u.CachedImageTokens,
-			&u.OutputTextTokens, &u.OutputAudioTokens, &e.CostNanoUSD, &at, &e.Kind, &u.AudioSeconds); err != nil {
-			return nil, unavailable("ledger entries", err)
-		}
-		e.At = fromNanos(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, unavailable("ledger entries", err)
-	}
-	return out, nil
+	e.At = fromNanos(at)
+	return e, nil
 }
 
 // AppendAudit appends e; SQLite assigns the next sequence number
@@ -105,31 +97,24 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 	if limit <= 0 {
 		limit = defaultAuditLimit
 	}
-	args := append(w.args, limit)
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, kind, session_id, user, app_key_id, tier, instance, detail
-		FROM audit`+w.clause()+` ORDER BY seq LIMIT ?`, args...)
-	if err != nil {
-		return nil, unavailable("audit entries", err)
+	return queryAll(ctx, s.db, "audit entries", scanAuditEntry, `SELECT seq, at, kind, session_id, user, app_key_id, tier, instance, detail
+		FROM audit`+w.clause()+` ORDER BY seq LIMIT ?`, append(w.args, limit)...)
+}
+
+// scanAuditEntry reads one audit row; an undecodable detail is a
+// corruptRow.
+func scanAuditEntry(row interface{ Scan(...any) error }) (store.AuditEntry, error) {
+	var e store.AuditEntry
+	var at int64
+	var detail string
+	if err := row.Scan(&e.Seq, &at, &e.Kind, &e.SessionID, &e.User, &e.AppKeyID, &e.Tier, &e.Instance, &detail); err != nil {
+		return e, err
 	}
-	defer rows.Close()
-	var out []store.AuditEntry
-	for rows.Next() {
-		var e store.AuditEntry
-		var at int64
-		var detail string
-		if err := rows.Scan(&e.Seq, &at, &e.Kind, &e.SessionID, &e.User, &e.AppKeyID, &e.Tier, &e.Instance, &detail); err != nil {
-			return nil, unavailable("audit entries", err)
+	e.At = fromNanos(at)
+	if detail != "" {
+		if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
+			return e, corruptRow{fmt.Errorf("sqlite: corrupt audit detail %d: %w", e.Seq, err)}
 		}
-		e.At = fromNanos(at)
-		if detail != "" {
-			if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
-				return nil, fmt.Errorf("sqlite: corrupt audit detail %d: %w", e.Seq, err)
-			}
-		}
-		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, unavailable("audit entries", err)
-	}
-	return out, nil
+	return e, nil
 }

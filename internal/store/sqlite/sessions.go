@@ -89,23 +89,7 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 		limit = defaultSessionLimit
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, q, append(w.args, limit)...)
-	if err != nil {
-		return nil, unavailable("list sessions", err)
-	}
-	defer rows.Close()
-	var out []*store.Session
-	for rows.Next() {
-		sess, err := scanSession(rows)
-		if err != nil {
-			return nil, unavailable("list sessions", err)
-		}
-		out = append(out, sess)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, unavailable("list sessions", err)
-	}
-	return out, nil
+	return queryAll(ctx, s.db, "list sessions", scanSession, q, append(w.args, limit)...)
 }
 
 // UpdateSession applies fn to the stored session inside a BEGIN IMMEDIATE

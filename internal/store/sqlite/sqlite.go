@@ -320,3 +320,37 @@ func inserted(res sql.Result, err error, op, what string) error {
 	}
 	return nil
 }
+
+// corruptRow marks a row whose stored data cannot be decoded: queryAll
+// returns it as it is rather than as the store being unavailable.
+type corruptRow struct{ err error }
+
+func (c corruptRow) Error() string { return c.err.Error() }
+func (c corruptRow) Unwrap() error { return c.err }
+
+// queryAll runs a query and scans every row with scan. Failures of the
+// database are store.ErrUnavailable for op; a corruptRow from scan is
+// returned as it is.
+func queryAll[T any](ctx context.Context, db *sql.DB, op string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			var c corruptRow
+			if errors.As(err, &c) {
+				return nil, err
+			}
+			return nil, unavailable(op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(op, err)
+	}
+	return out, nil
+}
