@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 
 	"github.com/voicegate/voicegate/internal/realtime"
@@ -98,13 +99,28 @@ func (v *governor) reserve(ctx context.Context, frame []byte, eventID string) ([
 // estimate can include it, so the input estimate adds it. v.mu is held.
 func (v *governor) inFlightOut() int {
 	n := 0
-	for _, r := range v.pending {
-		n += r.maxOut
-	}
-	for _, r := range v.byResp {
+	for r := range v.unsettled() {
 		n += r.maxOut
 	}
 	return n
+}
+
+// unsettled yields the session's reservations of responses asked for or
+// running, not yet settled: pending ones, then started ones (the standing
+// VAD reservation is apart: its response has not started). v.mu is held.
+func (v *governor) unsettled() iter.Seq[reservation] {
+	return func(yield func(reservation) bool) {
+		for _, r := range v.pending {
+			if !yield(r) {
+				return
+			}
+		}
+		for _, r := range v.byResp {
+			if !yield(r) {
+				return
+			}
+		}
+	}
 }
 
 // boundOut is the output bound of a response nothing reserved for: the
@@ -243,8 +259,7 @@ func (v *governor) exhausted(ctx context.Context, accounts []store.BudgetAccount
 func (v *governor) SessionEnded(ctx context.Context) {
 	v.mu.Lock()
 	var held []reservation
-	held = append(held, v.pending...)
-	for _, r := range v.byResp {
+	for r := range v.unsettled() {
 		if r.id != "" {
 			held = append(held, r)
 		}

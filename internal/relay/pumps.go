@@ -267,15 +267,18 @@ func (s *session) meter(e store.LedgerEntry) {
 	if !inserted {
 		return // a duplicate response.done: already metered
 	}
-	if e.Kind == store.LedgerTranscription {
-		s.transcriptionRecorded(e) // transcribe.go
-		return
-	}
+	transcription := e.Kind == store.LedgerTranscription
 	s.mu.Lock()
 	s.usage = s.usage.Add(e.Usage)
 	s.cost += e.CostNanoUSD
-	s.responses++
+	if !transcription {
+		s.responses++
+	}
 	s.mu.Unlock()
+	if transcription {
+		s.transcriptionRecorded(e) // transcribe.go
+		return
+	}
 	s.r.Metrics.response(e.Model, e.Tier, e.Status, e.CostNanoUSD)
 	if s.gov != nil {
 		s.gov.ResponseDone(s.r.base, e)

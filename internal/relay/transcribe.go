@@ -153,12 +153,9 @@ func (s *session) transcriptionCompleted(frame []byte) {
 }
 
 // transcriptionRecorded accounts a transcription entry the ledger has just
-// inserted: session totals, the cost metric, and the governor's budgets.
+// inserted (meter added it to the session totals): the cost metric and the
+// governor's budgets.
 func (s *session) transcriptionRecorded(e store.LedgerEntry) {
-	s.mu.Lock()
-	s.usage = s.usage.Add(e.Usage)
-	s.cost += e.CostNanoUSD
-	s.mu.Unlock()
 	if m := s.r.Metrics; m != nil {
 		m.cost.WithLabelValues(e.Model, e.Tier).Add(float64(e.CostNanoUSD))
 	}
@@ -207,10 +204,7 @@ func (v *governor) heldGrants() int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	n := v.stand.granted
-	for _, r := range v.pending {
-		n += r.granted
-	}
-	for _, r := range v.byResp {
+	for r := range v.unsettled() {
 		n += r.granted
 	}
 	return n
