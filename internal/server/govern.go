@@ -73,11 +73,11 @@ func (s *Server) governConnect(ctx context.Context, sess *store.Session, holder 
 		}
 		ok, err := s.Store.AcquireLease(ctx, c.key, holder, c.max, s.LeaseTTL)
 		if err != nil {
-			s.releaseLeases(context.WithoutCancel(ctx), held)
+			s.releaseLeases(context.WithoutCancel(ctx), sess.ID, held)
 			return nil, errors.Join(store.ErrUnavailable, err)
 		}
 		if !ok {
-			s.releaseLeases(context.WithoutCancel(ctx), held)
+			s.releaseLeases(context.WithoutCancel(ctx), sess.ID, held)
 			s.limitRefused(ctx, sess, c.limit)
 			return nil, rateLimited(fmt.Sprintf("Too many live sessions for %s: the limit is %d.", c.what, c.max), s.LeaseTTL)
 		}
@@ -163,10 +163,10 @@ func (s *Server) restoreRecord(ctx context.Context, sess *store.Session) {
 	}
 }
 
-func (s *Server) releaseLeases(ctx context.Context, ls []lease) {
+func (s *Server) releaseLeases(ctx context.Context, sessionID string, ls []lease) {
 	for _, l := range ls {
 		if err := s.Store.ReleaseLease(ctx, l.key, l.holder); err != nil {
-			s.Logger.Warn("lease release failed", "lease", leaseKind(l.key), "err", err)
+			s.Logger.Warn("lease release failed", "session_id", sessionID, "lease", leaseKind(l.key), "err", err)
 		}
 	}
 }

@@ -113,10 +113,7 @@ func handleRealtime(s *Server) http.Handler {
 		defer func() {
 			stop()
 			<-renewed
-			if err := s.Store.ReleaseLease(context.WithoutCancel(r.Context()), key, holder); err != nil {
-				s.Logger.Warn("lease release failed", "session_id", sess.ID, "err", err)
-			}
-			s.releaseLeases(context.WithoutCancel(r.Context()), gov)
+			s.releaseLeases(context.WithoutCancel(r.Context()), sess.ID, all)
 		}()
 		s.Relay.ServeSession(w, r, sess, isBeta(r), r.URL.Query(), safetyID(sess.User))
 	})
