@@ -17,6 +17,7 @@ import (
 	"github.com/voicegate/voicegate/internal/meter"
 	"github.com/voicegate/voicegate/internal/sim"
 	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/testenv"
 	_ "modernc.org/sqlite"
 )
 
@@ -240,47 +241,13 @@ func openDB(t *testing.T, path string) *sql.DB {
 // dumpSQLite renders every row of every table as text.
 func dumpSQLite(t *testing.T, path string) string {
 	t.Helper()
-	db := openDB(t, path)
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
+	tables, cells := testenv.SQLiteCells(t, path)
 	if len(tables) < 3 {
 		t.Fatalf("tables = %v", tables)
 	}
 	var b strings.Builder
-	for _, tbl := range tables {
-		r, err := db.Query(`SELECT * FROM "` + tbl + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := r.Columns()
-		for r.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := r.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
-				}
-				fmt.Fprintf(&b, "%s.%s=%v\n", tbl, cols[i], v)
-			}
-		}
-		r.Close()
+	for _, c := range cells {
+		fmt.Fprintf(&b, "%s.%s=%s\n", c.Table, c.Column, c.Value)
 	}
 	return b.String()
 }

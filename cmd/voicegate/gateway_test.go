@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -16,7 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	_ "modernc.org/sqlite"
+
+	"github.com/voicegate/voicegate/internal/testenv"
 )
 
 const adminKey = "test-admin-key-0123456789abcdefghijkl"
@@ -194,55 +193,20 @@ func TestServeTokensSurviveRestart(t *testing.T) {
 // assertOnlyHashes scans every text column of every table for the secrets.
 func assertOnlyHashes(t *testing.T, path string, secrets ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type='table'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
+	tables, cells := testenv.SQLiteCells(t, path)
 	if len(tables) == 0 {
 		t.Fatal("no tables")
 	}
 	found := 0
-	for _, tbl := range tables {
-		r, err := db.Query(fmt.Sprintf(`SELECT * FROM "%s"`, tbl))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := r.Columns()
-		for r.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
+	for _, c := range cells {
+		for _, sec := range secrets {
+			if strings.Contains(c.Value, sec) || strings.Contains(c.Value, sec[6:30]) {
+				t.Errorf("table %s holds a secret", c.Table)
 			}
-			r.Scan(ptrs...)
-			for _, v := range vals {
-				s := fmt.Sprint(v)
-				if b, ok := v.([]byte); ok {
-					s = string(b)
-				}
-				for _, sec := range secrets {
-					if strings.Contains(s, sec) || strings.Contains(s, sec[6:30]) {
-						t.Errorf("table %s holds a secret", tbl)
-					}
-					if strings.Contains(s, hashOf(sec)) {
-						found++
-					}
-				}
+			if strings.Contains(c.Value, hashOf(sec)) {
+				found++
 			}
 		}
-		r.Close()
 	}
 	if found < len(secrets) {
 		t.Errorf("found %d token hashes, want ≥ %d", found, len(secrets))
