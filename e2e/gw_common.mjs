@@ -1,4 +1,4 @@
-// Shared helpers of the gateway e2e scripts (gw_*.mjs): env parsing, the
+// Shared helpers of the e2e scripts (gw_*.mjs, sim_*.mjs): env parsing, the
 // speech-like PCM16 generator, the hard timeout and the event dump.
 import { appendFileSync } from 'node:fs';
 import OpenAI from 'openai';

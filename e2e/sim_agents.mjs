@@ -2,23 +2,12 @@
 // simulator: audio in, audio and transcript out, response.done with usage.
 // Env: SIM_WS_URL (ws://…/v1/realtime), SIM_API_KEY.
 import { RealtimeAgent, RealtimeSession } from '@openai/agents-realtime';
+import { env, hardTimeout, speech } from './gw_common.mjs';
 
-const url = process.env.SIM_WS_URL;
-const apiKey = process.env.SIM_API_KEY;
-if (!url || !apiKey) throw new Error('SIM_WS_URL and SIM_API_KEY are required');
+const url = env('SIM_WS_URL');
+const apiKey = env('SIM_API_KEY');
 
-function speech(ms) {
-  const n = 24 * ms;
-  const pcm = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = i / 24000;
-    const env = 0.5 + 0.5 * Math.abs(Math.sin(2 * Math.PI * 2 * t));
-    pcm[i] = Math.round(env * 0.4 * Math.sin(2 * Math.PI * 200 * t) * 32767);
-  }
-  return pcm;
-}
-
-const timeout = setTimeout(() => { console.error('timeout'); process.exit(2); }, 20000);
+const timeout = hardTimeout();
 const agent = new RealtimeAgent({ name: 'sim', instructions: 'Answer briefly.' });
 const session = new RealtimeSession(agent, { transport: 'websocket', model: 'gpt-realtime' });
 

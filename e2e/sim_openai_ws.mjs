@@ -5,23 +5,12 @@
 // Env: SIM_BASE_URL (https://…/v1), SIM_API_KEY.
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
+import { env, hardTimeout, speech } from './gw_common.mjs';
 
-const baseURL = process.env.SIM_BASE_URL;
-const apiKey = process.env.SIM_API_KEY;
-if (!baseURL || !apiKey) throw new Error('SIM_BASE_URL and SIM_API_KEY are required');
+const baseURL = env('SIM_BASE_URL');
+const apiKey = env('SIM_API_KEY');
 
-function speech(ms) {
-  const n = 24 * ms;
-  const pcm = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = i / 24000;
-    const env = 0.5 + 0.5 * Math.abs(Math.sin(2 * Math.PI * 2 * t));
-    pcm[i] = Math.round(env * 0.4 * Math.sin(2 * Math.PI * 200 * t) * 32767);
-  }
-  return pcm;
-}
-
-const timeout = setTimeout(() => { console.error('timeout'); process.exit(2); }, 20000);
+const timeout = hardTimeout();
 const client = new OpenAI({ apiKey, baseURL });
 const secret = await client.realtime.clientSecrets.create({
   expires_after: { anchor: 'created_at', seconds: 600 },
