@@ -13,6 +13,7 @@ import (
 	"github.com/voicegate/voicegate/internal/policy"
 	"github.com/voicegate/voicegate/internal/realtime"
 	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/store/memory"
 )
 
 // Defaults of the zero-valued fields of Governance.
@@ -58,8 +59,9 @@ type Governance struct {
 
 	// While the store is unreachable, live sessions are governed by these
 	// process-local views (see local.go).
-	local   localBudgets
-	limiter localLimiter
+	local       localBudgets
+	limiterOnce sync.Once
+	limiter     *memory.Store // see localLimiter
 }
 
 // spoolEmpty reports whether no write of the store is waiting in its
@@ -267,7 +269,7 @@ func (v *governor) allow(ctx context.Context, key string, l store.Limit, limit, 
 	res, err := v.g.Store.Allow(ctx, key, l)
 	if errors.Is(err, store.ErrUnavailable) {
 		// The keys are per session, so the local decision is exact.
-		res, err = v.g.limiter.allow(key, l, v.g.now()), nil
+		res, err = v.g.localLimiter().Allow(ctx, key, l)
 	}
 	if err != nil {
 		v.g.logger().Error("rate limit check failed", "session_id", v.rec.ID, "limit", limit, "err", err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/store"
+	"github.com/voicegate/voicegate/internal/store/memory"
 )
 
 // Local accounting keeps live sessions running while the shared store
@@ -190,48 +191,16 @@ func (l *localBudgets) prune(now time.Time) {
 // backend is down (internal/store/spool).
 type pendingSpool interface{ Pending() int }
 
-// localLimiter is a process-local GCRA limiter used while the shared
-// limiter is unreachable. The governor's limits are keyed by session, and a
-// session lives on one instance, so the local decision is the shared one
-// (except that the state learned before the outage is not carried over:
-// the first burst after it is allowed again).
-type localLimiter struct {
-	mu  sync.Mutex
-	tat map[string]time.Time
-}
-
-// allow applies l to key at now.
-func (ll *localLimiter) allow(key string, l store.Limit, now time.Time) store.LimitResult {
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	if ll.tat == nil {
-		ll.tat = map[string]time.Time{}
-	}
-	if len(ll.tat) > 4096 {
-		for k, t := range ll.tat {
-			if t.Before(now) {
-				delete(ll.tat, k)
-			}
-		}
-	}
-	interval := time.Duration(0)
-	if l.Rate > 0 {
-		interval = l.Period / time.Duration(l.Rate)
-	}
-	if interval <= 0 {
-		return store.LimitResult{Allowed: true}
-	}
-	burst := max(l.Burst, 1)
-	tolerance := interval * time.Duration(burst)
-	tat := ll.tat[key]
-	if tat.Before(now) {
-		tat = now
-	}
-	next := tat.Add(interval)
-	if over := next.Sub(now) - tolerance; over > 0 {
-		return store.LimitResult{RetryAfter: over, ResetAfter: tat.Sub(now)}
-	}
-	ll.tat[key] = next
-	left := int((tolerance - next.Sub(now)) / interval)
-	return store.LimitResult{Allowed: true, Remaining: left, ResetAfter: next.Sub(now)}
+// localLimiter is the process-local GCRA limiter used while the shared
+// limiter is unreachable: a memory store (the same GCRA as every store,
+// under the governance clock). The governor's limits are keyed by session,
+// and a session lives on one instance, so the local decision is the shared
+// one (except that the state learned before the outage is not carried
+// over: the first burst after it is allowed again).
+func (g *Governance) localLimiter() *memory.Store {
+	g.limiterOnce.Do(func() {
+		g.limiter = memory.New()
+		g.limiter.Now = g.now
+	})
+	return g.limiter
 }

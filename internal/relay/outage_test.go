@@ -412,33 +412,6 @@ func TestOutageLocalRateLimit(t *testing.T) {
 	}
 }
 
-func TestLocalLimiter(t *testing.T) {
-	var ll localLimiter
-	now := time.Unix(1000, 0)
-	l := store.Limit{Rate: 2, Period: time.Second, Burst: 2}
-	for i, want := range []bool{true, true, false} {
-		if got := ll.allow("k", l, now).Allowed; got != want {
-			t.Fatalf("call %d allowed %v, want %v", i, got, want)
-		}
-	}
-	r := ll.allow("k", l, now)
-	if r.Allowed || r.RetryAfter != 500*time.Millisecond {
-		t.Fatalf("refusal %+v, want retry after 500ms", r)
-	}
-	if !ll.allow("k", l, now.Add(500*time.Millisecond)).Allowed {
-		t.Fatal("not allowed after one emission interval")
-	}
-	if !ll.allow("other", l, now).Allowed {
-		t.Fatal("keys are not independent")
-	}
-	// Degenerate limits allow (and do not divide by zero).
-	for _, d := range []store.Limit{{}, {Rate: 5}, {Rate: 10, Period: 5}} {
-		if !ll.allow("d", d, now).Allowed {
-			t.Errorf("limit %+v refused", d)
-		}
-	}
-}
-
 // TestLocalBudgetsLearn: a read of the store replaces the learned value
 // and forgets local charges only when they are known to be in it.
 func TestLocalBudgetsLearn(t *testing.T) {
