@@ -57,19 +57,13 @@ func ViewSession(ctx context.Context, st store.Store, sess *store.Session, live 
 	if err != nil {
 		return nil, fmt.Errorf("session usage: %w", err)
 	}
-	var u store.Usage
-	var cost int64
-	var transcriptions int
+	var t tally
 	for _, e := range entries {
-		u = u.Add(e.Usage)
-		cost += e.CostNanoUSD
-		if e.Kind == store.LedgerTranscription {
-			transcriptions++
-		}
+		t.add(e)
 	}
-	v := &SessionView{Session: sess, Usage: Wire(u), Responses: len(entries) - transcriptions,
-		Transcriptions: transcriptions, AudioSeconds: u.AudioSeconds, CostNanoUSD: cost,
-		CostUSD: float64(cost) / 1e9, LimitsView: publicLimits(sess.Limits), Object: "voicegate.session"}
+	v := &SessionView{Session: sess, Usage: Wire(t.usage), Responses: t.responses,
+		Transcriptions: t.transcriptions, AudioSeconds: t.usage.AudioSeconds, CostNanoUSD: t.cost,
+		CostUSD: float64(t.cost) / 1e9, LimitsView: publicLimits(sess.Limits), Object: "voicegate.session"}
 	if live != nil {
 		v.Live = live(sess.ID)
 	}

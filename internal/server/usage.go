@@ -43,34 +43,20 @@ func SummarizeUsage(entries []store.LedgerEntry, groupBy string) ([]UsageRow, er
 	default:
 		return nil, badRequest("invalid_value", "group_by", "group_by must be one of user, model, day, session.")
 	}
-	sums := map[string]*struct {
-		n, tr int
-		u     store.Usage
-		cost  int64
-	}{}
+	sums := map[string]*tally{}
 	for _, e := range entries {
 		k := keyOf(e)
 		g := sums[k]
 		if g == nil {
-			g = &struct {
-				n, tr int
-				u     store.Usage
-				cost  int64
-			}{}
+			g = &tally{}
 			sums[k] = g
 		}
-		if e.Kind == store.LedgerTranscription {
-			g.tr++
-		} else {
-			g.n++
-		}
-		g.u = g.u.Add(e.Usage)
-		g.cost += e.CostNanoUSD
+		g.add(e)
 	}
 	rows := make([]UsageRow, 0, len(sums))
 	for k, g := range sums {
-		rows = append(rows, UsageRow{Key: k, Responses: g.n, Transcriptions: g.tr, AudioSeconds: g.u.AudioSeconds,
-			Usage: Wire(g.u), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
+		rows = append(rows, UsageRow{Key: k, Responses: g.responses, Transcriptions: g.transcriptions, AudioSeconds: g.usage.AudioSeconds,
+			Usage: Wire(g.usage), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
 	}
 	slices.SortFunc(rows, func(a, b UsageRow) int {
 		if a.Key < b.Key {
@@ -169,4 +155,22 @@ func handleAudit(s *Server) http.Handler {
 		}
 		encode(w, http.StatusOK, map[string]any{"object": "list", "data": entries})
 	})
+}
+
+// tally sums ledger entries: responses and transcriptions apart, usage and
+// cost together.
+type tally struct {
+	responses, transcriptions int
+	usage                     store.Usage
+	cost                      int64
+}
+
+func (t *tally) add(e store.LedgerEntry) {
+	if e.Kind == store.LedgerTranscription {
+		t.transcriptions++
+	} else {
+		t.responses++
+	}
+	t.usage = t.usage.Add(e.Usage)
+	t.cost += e.CostNanoUSD
 }
