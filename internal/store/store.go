@@ -222,10 +222,21 @@ type BudgetAccount struct {
 
 // Reservation asks to hold between Min and Want nano-dollars on every account.
 type Reservation struct {
-	ID       string // unique per reservation (e.g. session id + sequence)
+	ID string // unique per reservation (e.g. session id + sequence)
+	// Session is the id of the session that owns the reservation, so its
+	// holds can be found and settled after the process that made them died
+	// (SessionHolds); "" for a reservation with no session.
+	Session  string
 	Accounts []BudgetAccount
 	Want     int64
 	Min      int64
+}
+
+// Hold is an open reservation: granted, not yet settled, not yet expired.
+type Hold struct {
+	ID       string   // the reservation id
+	Amount   int64    // nano-dollars held on each account (the grant)
+	Accounts []string // keys of the accounts it holds on, sorted
 }
 
 // ReserveResult says how much was granted (0 when refused) and what is left
@@ -312,6 +323,10 @@ type Budgets interface {
 	Charge(ctx context.Context, accounts []BudgetAccount, amount int64) error
 	// Spent reports spent and currently reserved nano-dollars of an account.
 	Spent(ctx context.Context, key string) (spent, reserved int64, err error)
+	// SessionHolds lists the open (unsettled, unexpired) reservations of
+	// session, oldest first, so a recovery job can Settle the holds of a
+	// session whose process died.
+	SessionHolds(ctx context.Context, session string) ([]Hold, error)
 }
 
 // Revocations is the bus on which revocations reach every instance.

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -136,9 +137,13 @@ func (s *Store) liveHolders(key string, now time.Time) map[string]time.Time {
 type account struct{ spent, reserved int64 }
 
 // hold is a live reservation: the amount held on each of its accounts.
+// Holds never expire here: nothing in memory outlives the process that
+// would settle them.
 type hold struct {
-	amount int64
-	keys   []string
+	amount  int64
+	keys    []string
+	session string
+	seq     uint64 // order of the grant, for SessionHolds
 }
 
 // Reserve grants the largest amount in [Min, Want] that fits every limited
@@ -169,7 +174,8 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 	if g <= 0 || g < r.Min {
 		return store.ReserveResult{Remaining: remaining(avail)}, nil
 	}
-	h := hold{amount: g}
+	s.holdSeq++
+	h := hold{amount: g, session: r.Session, seq: s.holdSeq}
 	for _, a := range r.Accounts {
 		if slices.Contains(h.keys, a.Key) {
 			continue // an account listed twice is held once
@@ -221,6 +227,24 @@ func (s *Store) Spent(ctx context.Context, key string) (spent, reserved int64, e
 		return acc.spent, acc.reserved, nil
 	}
 	return 0, 0, nil
+}
+
+// SessionHolds lists the session's unsettled reservations in the order they
+// were granted; none for session "".
+func (s *Store) SessionHolds(ctx context.Context, session string) ([]store.Hold, error) {
+	if session == "" {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Hold
+	for id, h := range s.holds {
+		if h.session == session {
+			out = append(out, store.Hold{ID: id, Amount: h.amount, Accounts: slices.Sorted(slices.Values(h.keys))})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Hold) int { return cmp.Compare(s.holds[a.ID].seq, s.holds[b.ID].seq) })
+	return out, nil
 }
 
 // account returns the totals of key, creating them. The caller holds s.mu.

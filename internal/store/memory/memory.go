@@ -33,6 +33,7 @@ type Store struct {
 	leases      map[string]map[string]time.Time // key -> holder -> expiry
 	accounts    map[string]*account
 	holds       map[string]hold // reservation id -> hold
+	holdSeq     uint64          // grants so far, to order holds
 	subs        map[*subscriber]struct{}
 	ops         uint64 // granted Allow and AcquireLease calls, to pace gc
 

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -37,8 +37,8 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 		return store.ReserveResult{}, errors.New("redis: reserve: no accounts")
 	}
 	accts := make([]resAccount, len(accounts))
-	keys := make([]string, 0, 1+2*len(accounts))
-	keys = append(keys, s.k.reservation(r.ID))
+	keys := make([]string, 0, 2+2*len(accounts))
+	keys = append(keys, s.k.reservation(r.ID), s.k.sessionHolds(r.Session))
 	limits := make([]any, 0, 2*len(accounts))
 	for i, a := range accounts {
 		accts[i] = resAccount{Key: a.Key, ExpiresMS: s.accountExpiry(a.ExpiresAt)}
@@ -50,7 +50,7 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 		return store.ReserveResult{}, fmt.Errorf("redis: reserve: %w", err)
 	}
 	args := append([]any{r.ID, max(r.Want, 0), max(r.Min, 0),
-		leaseMS(s.reservationTTL), leaseMS(s.recordTTL()), string(rec)}, limits...)
+		leaseMS(s.reservationTTL), leaseMS(s.recordTTL()), string(rec), r.Session}, limits...)
 	vals, err := budgetReserveScript.Run(ctx, s.c, keys, args...).Int64Slice()
 	if err != nil {
 		return store.ReserveResult{}, unavailable("reserve", err)
@@ -66,19 +66,21 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 // accounts. An unknown, expired or already-settled id is a no-op.
 func (s *Store) Settle(ctx context.Context, id string, actual int64) error {
 	recKey := s.k.reservation(id)
-	raw, err := s.c.HGet(ctx, recKey, "accounts").Result()
-	if errors.Is(err, goredis.Nil) {
-		return nil
-	}
+	rec, err := s.c.HMGet(ctx, recKey, "accounts", "session").Result()
 	if err != nil {
 		return unavailable("settle", err)
 	}
+	raw, ok := rec[0].(string)
+	if !ok {
+		return nil // unknown, expired or settled
+	}
+	session, _ := rec[1].(string) // absent in records of older versions
 	var accts []resAccount
 	if err := json.Unmarshal([]byte(raw), &accts); err != nil {
 		return fmt.Errorf("redis: settle %q: corrupt reservation record: %w", id, err)
 	}
-	keys := make([]string, 0, 1+2*len(accts))
-	keys = append(keys, recKey)
+	keys := make([]string, 0, 2+2*len(accts))
+	keys = append(keys, recKey, s.k.sessionHolds(session))
 	args := []any{id, max(actual, 0), leaseMS(s.recordTTL())}
 	for _, a := range accts {
 		keys = append(keys, s.k.budgetAccount(a.Key), s.k.budgetHolds(a.Key))
@@ -115,6 +117,54 @@ func (s *Store) Spent(ctx context.Context, key string) (spent, reserved int64, e
 		return 0, 0, unavailable("spent", err)
 	}
 	return vals[0], vals[1], nil
+}
+
+// SessionHolds lists the session's live reservations in the order they
+// were granted; none for session "". It reads the session's list, then
+// checks every listed reservation in one script on the server's clock,
+// which also drops the ids of settled and lapsed ones from the list.
+func (s *Store) SessionHolds(ctx context.Context, session string) ([]store.Hold, error) {
+	if session == "" {
+		return nil, nil
+	}
+	list := s.k.sessionHolds(session)
+	ids, err := s.c.LRange(ctx, list, 0, -1).Result()
+	if err != nil {
+		return nil, unavailable("session holds", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, 1+len(ids))
+	keys = append(keys, list)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		keys = append(keys, s.k.reservation(id))
+		args[i] = id
+	}
+	vals, err := budgetSessionHoldsScript.Run(ctx, s.c, keys, args...).StringSlice()
+	if err != nil {
+		return nil, unavailable("session holds", err)
+	}
+	holds := make([]store.Hold, 0, len(vals)/3)
+	for i := 0; i+2 < len(vals); i += 3 {
+		id := vals[i]
+		amount, err := strconv.ParseInt(vals[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redis: session holds: corrupt reservation record %q: %w", id, err)
+		}
+		var accts []resAccount
+		if err := json.Unmarshal([]byte(vals[i+2]), &accts); err != nil {
+			return nil, fmt.Errorf("redis: session holds: corrupt reservation record %q: %w", id, err)
+		}
+		h := store.Hold{ID: id, Amount: amount, Accounts: make([]string, len(accts))}
+		for j, a := range accts {
+			h.Accounts[j] = a.Key
+		}
+		slices.Sort(h.Accounts)
+		holds = append(holds, h)
+	}
+	return holds, nil
 }
 
 // recordTTL is how long a reservation record outlives its hold: a settle

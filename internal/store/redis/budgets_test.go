@@ -135,11 +135,18 @@ func TestReservationHoldsExpire(t *testing.T) {
 	s := open(t, url, uniquePrefix(), WithReservationTTL(200*time.Millisecond))
 	ctx := context.Background()
 	acct := store.BudgetAccount{Key: "user:day:carol", LimitNano: 1000}
-	if res, err := s.Reserve(ctx, store.Reservation{ID: "dead", Accounts: []store.BudgetAccount{acct}, Want: 1000, Min: 1}); err != nil || res.Granted != 1000 {
+	if res, err := s.Reserve(ctx, store.Reservation{ID: "dead", Session: "vgs_dead", Accounts: []store.BudgetAccount{acct}, Want: 1000, Min: 1}); err != nil || res.Granted != 1000 {
 		t.Fatalf("reserve: %+v, %v", res, err)
 	}
 	if res, err := s.Reserve(ctx, store.Reservation{ID: "blocked", Accounts: []store.BudgetAccount{acct}, Want: 1, Min: 1}); err != nil || res.Granted != 0 {
 		t.Fatalf("reserve while held: %+v, %v; want refused", res, err)
+	}
+	// Listed until the hold expires; then also dropped from the session's list.
+	if hs, err := s.SessionHolds(ctx, "vgs_dead"); err != nil || len(hs) != 1 || hs[0].ID != "dead" {
+		t.Fatalf("SessionHolds while held = %+v, %v; want dead", hs, err)
+	}
+	if ttl, err := s.c.PTTL(ctx, s.k.sessionHolds("vgs_dead")).Result(); err != nil || ttl <= time.Hour || ttl > s.recordTTL() {
+		t.Errorf("session list ttl = %s, %v; want the record's (%s)", ttl, err, s.recordTTL())
 	}
 	eventually(t, 3*time.Second, "hold released", func() bool {
 		_, reserved, err := s.Spent(ctx, acct.Key)
@@ -148,6 +155,12 @@ func TestReservationHoldsExpire(t *testing.T) {
 		}
 		return reserved == 0
 	})
+	if hs, err := s.SessionHolds(ctx, "vgs_dead"); err != nil || len(hs) != 0 {
+		t.Fatalf("SessionHolds after expiry = %+v, %v; want none", hs, err)
+	}
+	if n, err := s.c.LLen(ctx, s.k.sessionHolds("vgs_dead")).Result(); err != nil || n != 0 {
+		t.Errorf("session list holds %d ids after expiry, %v; want 0", n, err)
+	}
 	if err := s.Settle(ctx, "dead", 250); err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,8 @@
 //	vg:{ls:<key>}:lease           zset    holder → expiry (ms); TTL = the latest expiry
 //	vg:{budget}:acct:<account>    hash    spent, reserved, h:<reservation> → amount held; TTL = window end + 24 h
 //	vg:{budget}:holds:<account>   zset    reservation → hold expiry (ms); same TTL
-//	vg:{budget}:res:<reservation> hash    amount, accounts; TTL = 2 × reservation TTL + 1 h
+//	vg:{budget}:res:<reservation> hash    amount, accounts, session, expires (hold expiry, ms); TTL = 2 × reservation TTL + 1 h
+//	vg:{budget}:session:<session> list    the session's reservation ids in grant order (SessionHolds); same TTL, refreshed per reserve
 //	vg:{rev}:seq, vg:{rev}:epoch  string  revocation sequence and data epoch
 //	vg:{rev}:log                  list    "<epoch>:<seq>:<revocation JSON>", newest first, capped (1000)
 //	vg:revocations                channel the same messages, published live
@@ -82,9 +83,12 @@
 // A budget hold lives for the reservation TTL (WithReservationTTL): the
 // holds of an instance that died before settling are released by the next
 // script that reads the account. The reservation record outlives its hold,
-// so a late settle still charges the actual cost. Lease holders expire on
-// their own the same way. Ledger, audit and app keys are kept until an
-// operator removes them.
+// so a late settle still charges the actual cost. The reserve and settle
+// scripts keep each session's list of reservation ids; SessionHolds reports
+// those whose hold has not expired and drops the rest from the list
+// (reservations made by older versions record no session and are never
+// listed). Lease holders expire on their own the same way. Ledger, audit
+// and app keys are kept until an operator removes them.
 //
 // # Failure
 //

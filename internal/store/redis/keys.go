@@ -35,6 +35,7 @@ func (k keys) lease(key string) string { return k.p + "{ls:" + key + "}:lease" }
 func (k keys) budgetAccount(key string) string { return k.p + "{budget}:acct:" + key }
 func (k keys) budgetHolds(key string) string   { return k.p + "{budget}:holds:" + key }
 func (k keys) reservation(id string) string    { return k.p + "{budget}:res:" + id }
+func (k keys) sessionHolds(id string) string   { return k.p + "{budget}:session:" + id }
 
 // Revocations: a channel plus a capped list, sequence and epoch for late
 // readers, all under one tag.

@@ -28,6 +28,8 @@ var (
 	budgetChargeSrc string
 	//go:embed scripts/budget_spent.lua
 	budgetSpentSrc string
+	//go:embed scripts/budget_session_holds.lua
+	budgetSessionHoldsSrc string
 	//go:embed scripts/audit_append.lua
 	auditAppendSrc string
 	//go:embed scripts/revocation_publish.lua
@@ -38,15 +40,16 @@ var (
 
 // Scripts are immutable once built: sharing them between stores is safe.
 var (
-	gcraScript              = goredis.NewScript(gcraSrc)
-	leaseAcquireScript      = goredis.NewScript(leaseAcquireSrc)
-	leaseRenewScript        = goredis.NewScript(leaseRenewSrc)
-	leaseCountScript        = goredis.NewScript(leaseCountSrc)
-	budgetReserveScript     = goredis.NewScript(budgetLibSrc + "\n" + budgetReserveSrc)
-	budgetSettleScript      = goredis.NewScript(budgetLibSrc + "\n" + budgetSettleSrc)
-	budgetChargeScript      = goredis.NewScript(budgetLibSrc + "\n" + budgetChargeSrc)
-	budgetSpentScript       = goredis.NewScript(budgetLibSrc + "\n" + budgetSpentSrc)
-	auditAppendScript       = goredis.NewScript(auditAppendSrc)
-	revocationPublishScript = goredis.NewScript(revocationPublishSrc)
-	userRevokeScript        = goredis.NewScript(userRevokeSrc)
+	gcraScript               = goredis.NewScript(gcraSrc)
+	leaseAcquireScript       = goredis.NewScript(leaseAcquireSrc)
+	leaseRenewScript         = goredis.NewScript(leaseRenewSrc)
+	leaseCountScript         = goredis.NewScript(leaseCountSrc)
+	budgetReserveScript      = goredis.NewScript(budgetLibSrc + "\n" + budgetReserveSrc)
+	budgetSettleScript       = goredis.NewScript(budgetLibSrc + "\n" + budgetSettleSrc)
+	budgetChargeScript       = goredis.NewScript(budgetLibSrc + "\n" + budgetChargeSrc)
+	budgetSpentScript        = goredis.NewScript(budgetLibSrc + "\n" + budgetSpentSrc)
+	budgetSessionHoldsScript = goredis.NewScript(budgetLibSrc + "\n" + budgetSessionHoldsSrc)
+	auditAppendScript        = goredis.NewScript(auditAppendSrc)
+	revocationPublishScript  = goredis.NewScript(revocationPublishSrc)
+	userRevokeScript         = goredis.NewScript(userRevokeSrc)
 )

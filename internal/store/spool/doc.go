@@ -7,7 +7,8 @@
 // owned by the Spool and stopped by Close, pings the backend every interval
 // and, once Ping succeeds, applies the spooled operations in order. Every
 // other method passes straight through, so reads, mints and connects still
-// fail closed while the backend is down.
+// fail closed while the backend is down. SessionHolds reads the backend too,
+// but leaves out the reservations whose Settle is still spooled.
 //
 // # Ordering
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,6 +155,40 @@ func (s *Spool) Settle(ctx context.Context, id string, actual int64) error {
 	return s.write(ctx, op{Kind: kindSettle, ID: id, Amount: actual}, func() error {
 		return s.Store.Settle(ctx, id, actual)
 	})
+}
+
+// SessionHolds implements store.Budgets. Like every read it goes to the
+// backend and fails with store.ErrUnavailable while that is down; it leaves
+// out the reservations whose Settle waits in the spool: they are settled,
+// and a second Settle applied before the spooled one would make that one a
+// no-op and lose its amount.
+func (s *Spool) SessionHolds(ctx context.Context, session string) ([]store.Hold, error) {
+	// Taken before the read: a spooled Settle replayed in between is then
+	// either left out here or already gone from the backend.
+	settling := s.spooledSettles()
+	holds, err := s.Store.SessionHolds(ctx, session)
+	if err != nil || len(settling) == 0 {
+		return holds, err
+	}
+	return slices.DeleteFunc(holds, func(h store.Hold) bool { return settling[h.ID] }), nil
+}
+
+// spooledSettles returns the reservation ids of the Settle operations not
+// yet replayed.
+func (s *Spool) spooledSettles() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids map[string]bool
+	for _, o := range s.pending[s.applied:] {
+		if o.Kind != kindSettle {
+			continue
+		}
+		if ids == nil {
+			ids = make(map[string]bool)
+		}
+		ids[o.ID] = true
+	}
+	return ids
 }
 
 // AppendAudit implements store.Audit, spooling on store.ErrUnavailable.

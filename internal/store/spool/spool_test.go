@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -98,7 +99,10 @@ func TestSpoolsWhileDownAndReplaysExactlyOnce(t *testing.T) {
 	}
 	defer s.Close()
 	acct := []store.BudgetAccount{{Key: "user:alice"}}
-	if _, err := s.Reserve(ctx, store.Reservation{ID: "r1", Accounts: acct, Want: 100, Min: 100}); err != nil {
+	if _, err := s.Reserve(ctx, store.Reservation{ID: "r1", Session: "s1", Accounts: acct, Want: 100, Min: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(ctx, store.Reservation{ID: "r2", Session: "s1", Accounts: acct, Want: 10, Min: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := s.RecordUsage(ctx, entry("s1", "r0", 5)); !ok || err != nil {
@@ -123,6 +127,11 @@ func TestSpoolsWhileDownAndReplaysExactlyOnce(t *testing.T) {
 	}
 	if got := s.Pending(); got != 5 {
 		t.Fatalf("Pending = %d, want 5", got)
+	}
+	// The backend (a memory store, readable here) still holds r1, but its
+	// Settle is spooled: a recovery job must not settle it again.
+	if hs, err := s.SessionHolds(ctx, "s1"); err != nil || len(hs) != 1 || hs[0].ID != "r2" {
+		t.Fatalf("SessionHolds with r1's Settle spooled = %+v, %v; want r2 only", hs, err)
 	}
 	if err := s.Ping(ctx); err == nil {
 		t.Fatal("Ping passes through: want an error while down")
@@ -159,8 +168,8 @@ func TestSpoolsWhileDownAndReplaysExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spent != 44 || reserved != 0 {
-		t.Fatalf("spent, reserved = %d, %d; want 44, 0", spent, reserved)
+	if spent != 44 || reserved != 10 {
+		t.Fatalf("spent, reserved = %d, %d; want 44, 10 (r2 open)", spent, reserved)
 	}
 	au, err := s.AuditEntries(ctx, store.AuditFilter{Kind: "disconnect"})
 	if err != nil || len(au) != 1 {
@@ -287,6 +296,9 @@ func TestRedisStopRestartReplaysExactlyOnce(t *testing.T) {
 	stop()
 	if err := s.Ping(ctx); err == nil {
 		t.Fatal("Ping with Redis stopped: want error")
+	}
+	if _, err := s.SessionHolds(ctx, "sr"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("SessionHolds with Redis stopped = %v; want store.ErrUnavailable", err)
 	}
 	for i := range 5 {
 		if ok, err := s.RecordUsage(ctx, entry("sr", fmt.Sprintf("resp_%d", i), 100)); !ok || err != nil {

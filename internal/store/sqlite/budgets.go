@@ -71,8 +71,8 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 		if _, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE id = ?`, r.ID); err != nil {
 			return unavailable("reserve", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, amount, expires_at) VALUES (?, ?, ?)`,
-			r.ID, g, now+int64(s.reservationTTL)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, amount, expires_at, session, granted_at) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, g, now+int64(s.reservationTTL), r.Session, now); err != nil {
 			return unavailable("reserve", err)
 		}
 		for _, k := range keys {
@@ -140,4 +140,40 @@ func (s *Store) Charge(ctx context.Context, accounts []store.BudgetAccount, amou
 // Spent reports the account's spend and live holds (zeros when unknown).
 func (s *Store) Spent(ctx context.Context, key string) (spent, reserved int64, err error) {
 	return accountTotals(ctx, s.db, key, s.now().UnixNano())
+}
+
+// SessionHolds lists the session's live reservations in the order they
+// were granted (rowid breaks ties of a shared clock); none for session "".
+func (s *Store) SessionHolds(ctx context.Context, session string) ([]store.Hold, error) {
+	if session == "" {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT r.id, r.amount, h.account_key
+		FROM reservations r LEFT JOIN reservation_holds h ON h.reservation_id = r.id
+		WHERE r.session = ? AND r.expires_at > ?
+		ORDER BY r.granted_at, r.rowid, h.account_key`, session, s.now().UnixNano())
+	if err != nil {
+		return nil, unavailable("session holds", err)
+	}
+	defer rows.Close()
+	var out []store.Hold
+	for rows.Next() {
+		var id string
+		var key sql.NullString // NULL for a reservation without accounts
+		var amount int64
+		if err := rows.Scan(&id, &amount, &key); err != nil {
+			return nil, unavailable("session holds", err)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != id {
+			out = append(out, store.Hold{ID: id, Amount: amount})
+		}
+		if key.Valid {
+			h := &out[len(out)-1]
+			h.Accounts = append(h.Accounts, key.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("session holds", err)
+	}
+	return out, nil
 }

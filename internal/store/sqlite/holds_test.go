@@ -20,15 +20,22 @@ func TestReservationHoldsLapse(t *testing.T) {
 	s := openFile(t, filepath.Join(t.TempDir(), "vg.db"), sqlite.WithNow(clock.Now), sqlite.WithReservationTTL(time.Minute))
 	defer s.Close()
 	acct := []store.BudgetAccount{{Key: "session:vgs_1", LimitNano: 100}}
-	if r, err := s.Reserve(ctx, store.Reservation{ID: "dead", Accounts: acct, Want: 80, Min: 80}); err != nil || r.Granted != 80 {
+	if r, err := s.Reserve(ctx, store.Reservation{ID: "dead", Session: "vgs_1", Accounts: acct, Want: 80, Min: 80}); err != nil || r.Granted != 80 {
 		t.Fatalf("Reserve = %+v, %v", r, err)
 	}
 	if r, err := s.Reserve(ctx, store.Reservation{ID: "r2", Accounts: acct, Want: 50, Min: 50}); err != nil || r.Granted != 0 {
 		t.Fatalf("Reserve beyond the limit = %+v, %v", r, err)
 	}
-	clock.Advance(time.Minute)
+	clock.Advance(time.Minute - time.Nanosecond)
+	if hs, err := s.SessionHolds(ctx, "vgs_1"); err != nil || len(hs) != 1 {
+		t.Errorf("SessionHolds just before the ttl = %+v, %v; want the hold", hs, err)
+	}
+	clock.Advance(time.Nanosecond)
 	if _, reserved, err := s.Spent(ctx, "session:vgs_1"); err != nil || reserved != 0 {
 		t.Errorf("reserved after the ttl = %d, %v; want 0", reserved, err)
+	}
+	if hs, err := s.SessionHolds(ctx, "vgs_1"); err != nil || len(hs) != 0 {
+		t.Errorf("SessionHolds after the ttl = %+v, %v; want none (the hold lapsed)", hs, err)
 	}
 	if r, err := s.Reserve(ctx, store.Reservation{ID: "r2", Accounts: acct, Want: 50, Min: 50}); err != nil || r.Granted != 50 {
 		t.Fatalf("Reserve after the lapse = %+v, %v", r, err)

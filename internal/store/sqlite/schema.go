@@ -141,6 +141,14 @@ CREATE TABLE revocations (
 ALTER TABLE ledger ADD COLUMN kind TEXT NOT NULL DEFAULT '';          -- '' = response, 'transcription'
 ALTER TABLE ledger ADD COLUMN audio_seconds INTEGER NOT NULL DEFAULT 0; -- duration-billed transcription
 `,
+	// 3: the owning session of a reservation, so a recovery job can find
+	// and settle the holds of a session whose process died. Older rows have
+	// no session (and lapse within the reservation ttl anyway).
+	`
+ALTER TABLE reservations ADD COLUMN session TEXT NOT NULL DEFAULT '';     -- '' = no session
+ALTER TABLE reservations ADD COLUMN granted_at INTEGER NOT NULL DEFAULT 0; -- Unix ns, orders a session's holds
+CREATE INDEX reservations_session ON reservations (session, granted_at);
+`,
 }
 
 // migrate brings the schema to the latest version. It runs in one

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ var budgetTests = []test{
 	{"Unlimited", testBudgetUnlimited},
 	{"SettleAndCharge", testBudgetSettle},
 	{"ConcurrentNeverOverspend", testBudgetConcurrent},
+	{"SessionHolds", testBudgetSessionHolds},
 }
 
 func account(key string, limit int64) store.BudgetAccount {
@@ -201,4 +203,84 @@ func testBudgetConcurrent(t *testing.T, h *harness) {
 		t.Errorf("granted only %d of %d although every refusal should leave less than Min %d", total, limit, min)
 	}
 	checkSpent(t, a, acct.Key, 0, total)
+}
+
+func sessionHolds(t *testing.T, s store.Store, session string) []store.Hold {
+	t.Helper()
+	hs, err := s.SessionHolds(t.Context(), session)
+	if err != nil {
+		t.Fatalf("SessionHolds(%q): %v", session, err)
+	}
+	return hs
+}
+
+func checkHolds(t *testing.T, s store.Store, session string, want []store.Hold) {
+	t.Helper()
+	got := sessionHolds(t, s, session)
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("SessionHolds(%q) = %+v, want %+v", session, got, want)
+	}
+}
+
+func testBudgetSessionHolds(t *testing.T, h *harness) {
+	a, b := h.two(t)
+	ctx := t.Context()
+	sess, user := account("session:vgs_1", 1000), account("user:day:alice", 5000)
+	accts := []store.BudgetAccount{user, sess} // listed sorted whatever the order here
+	keys := []string{sess.Key, user.Key}
+	// Ids sort against the grant order, so only the order of grants can
+	// list them oldest first.
+	if got := reserve(t, a, store.Reservation{ID: "vgs_1:b", Session: "vgs_1", Accounts: accts, Want: 300, Min: 100}); got.Granted != 300 {
+		t.Fatalf("Reserve(vgs_1:b) = %+v", got)
+	}
+	if got := reserve(t, b, store.Reservation{ID: "vgs_1:a", Session: "vgs_1", Accounts: accts, Want: 900, Min: 100}); got.Granted != 700 {
+		t.Fatalf("Reserve(vgs_1:a) = %+v, want 700 granted", got)
+	}
+	// Refused: holds nothing, so not listed.
+	if got := reserve(t, a, store.Reservation{ID: "vgs_1:c", Session: "vgs_1", Accounts: accts, Want: 100, Min: 100}); got.Granted != 0 {
+		t.Fatalf("Reserve(vgs_1:c) = %+v, want refused", got)
+	}
+	// A retried Reserve answers the first grant and is listed once.
+	if got := reserve(t, a, store.Reservation{ID: "vgs_1:b", Session: "vgs_1", Accounts: accts, Want: 300, Min: 100}); got.Granted != 300 {
+		t.Fatalf("retried Reserve(vgs_1:b) = %+v", got)
+	}
+	free := account("user:day:bob", 0)
+	if got := reserve(t, b, store.Reservation{ID: "vgs_2:a", Session: "vgs_2", Accounts: []store.BudgetAccount{free}, Want: 1e12, Min: 1}); got.Granted != 1e12 {
+		t.Fatalf("Reserve(vgs_2:a) = %+v", got)
+	}
+	if got := reserve(t, b, store.Reservation{ID: "nosession", Accounts: []store.BudgetAccount{free}, Want: 5, Min: 1}); got.Granted != 5 {
+		t.Fatalf("Reserve(nosession) = %+v", got)
+	}
+
+	vgs1 := []store.Hold{{ID: "vgs_1:b", Amount: 300, Accounts: keys}, {ID: "vgs_1:a", Amount: 700, Accounts: keys}}
+	for _, s := range []store.Store{a, b} {
+		checkHolds(t, s, "vgs_1", vgs1)
+		checkHolds(t, s, "vgs_2", []store.Hold{{ID: "vgs_2:a", Amount: 1e12, Accounts: []string{free.Key}}})
+		checkHolds(t, s, "vgs_3", nil)
+		checkHolds(t, s, "", nil) // reservations without a session are nobody's
+	}
+
+	// Settle ends a hold, from any handle; settling again changes nothing.
+	for range 2 {
+		if err := b.Settle(ctx, "vgs_1:b", 120); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+	}
+	checkHolds(t, a, "vgs_1", vgs1[1:])
+	if err := a.Settle(ctx, "vgs_1:a", 0); err != nil {
+		t.Fatalf("Settle: %v", err)
+	}
+	checkHolds(t, b, "vgs_1", nil)
+	checkHolds(t, b, "vgs_2", []store.Hold{{ID: "vgs_2:a", Amount: 1e12, Accounts: []string{free.Key}}})
+	checkSpent(t, a, sess.Key, 120, 0)
+
+	// A session's next reservation is listed after the session's earlier
+	// ones were settled.
+	if got := reserve(t, a, store.Reservation{ID: "vgs_1:d", Session: "vgs_1", Accounts: accts, Want: 50, Min: 1}); got.Granted != 50 {
+		t.Fatalf("Reserve(vgs_1:d) = %+v", got)
+	}
+	checkHolds(t, b, "vgs_1", []store.Hold{{ID: "vgs_1:d", Amount: 50, Accounts: keys}})
 }

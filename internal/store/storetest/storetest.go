@@ -29,7 +29,10 @@
 //     ttl d counts until exactly d has passed.
 //   - Reserve reports Remaining math.MaxInt64 when no account has a limit,
 //     and the tightest account's room (never negative) when refused.
-//     Settle may charge more than was held.
+//     Settle may charge more than was held. SessionHolds of "" lists
+//     nothing; a retried Reserve is listed once. Whether holds expire is the
+//     backend's (memory's never do); backends that expire them test that
+//     SessionHolds leaves expired ones out.
 //   - Revocations arrive in publish order, on the publishing handle too.
 package storetest
 
