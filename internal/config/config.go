@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -122,21 +123,6 @@ func (t Tier) Policy(name string) (policy.Tier, error) {
 	}
 	pt.Transcription = t.Transcription
 	return pt, nil
-}
-
-// Price is a model's price in USD per 1M tokens; cached prices apply to the
-// cached subset of the input tokens. AudioPerMinute prices duration-billed
-// transcription (whisper-1) in USD per minute of input audio.
-type Price struct {
-	TextIn         float64 `yaml:"text_in"`
-	TextCached     float64 `yaml:"text_cached"`
-	TextOut        float64 `yaml:"text_out"`
-	AudioIn        float64 `yaml:"audio_in"`
-	AudioCached    float64 `yaml:"audio_cached"`
-	AudioOut       float64 `yaml:"audio_out"`
-	ImageIn        float64 `yaml:"image_in"`
-	ImageCached    float64 `yaml:"image_cached"`
-	AudioPerMinute float64 `yaml:"audio_per_minute"`
 }
 
 // Secret is a credential in the configuration: it prints as REDACTED.
@@ -312,16 +298,16 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	for name, t := range c.Tiers {
-		if _, err := t.Policy(name); err != nil {
-			bad("tiers.%s.%w", name, err)
-		}
-	}
 	c.Login.validate(bad)
-	for m, p := range c.Prices {
-		if p.TextIn < 0 || p.TextCached < 0 || p.TextOut < 0 || p.AudioIn < 0 || p.AudioCached < 0 || p.AudioOut < 0 || p.ImageIn < 0 || p.ImageCached < 0 || p.AudioPerMinute < 0 {
-			bad("prices.%s: prices must not be negative", m)
+	c.validatePrices(bad)
+	prices := c.PriceTable()
+	for _, name := range slices.Sorted(maps.Keys(c.Tiers)) {
+		pt, err := c.Tiers[name].Policy(name)
+		if err != nil {
+			bad("tiers.%s.%w", name, err)
+			continue
 		}
+		checkPriced(bad, name, pt.AllowedModels, prices)
 	}
 	return errors.Join(errs...)
 }
@@ -384,4 +370,19 @@ func ParseStore(s string) (kind, location string, err error) {
 		return "redis", s, nil
 	}
 	return "", "", fmt.Errorf("%q is not sqlite:PATH, memory or redis://…", s)
+}
+
+// PolicyTiers maps every configured tier to the policy that governs it:
+// the one resolution of tiers, handed to the governor. Validate has
+// checked that each maps.
+func (c *Config) PolicyTiers() (map[string]policy.Tier, error) {
+	out := make(map[string]policy.Tier, len(c.Tiers))
+	for name, ct := range c.Tiers {
+		t, err := ct.Policy(name)
+		if err != nil {
+			return out, fmt.Errorf("tiers.%s.%w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
 }

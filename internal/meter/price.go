@@ -6,9 +6,10 @@
 // "USD per 1M tokens" times 1e9. Every listed price has at most nine decimal
 // places, so the table is exact in integers; a cost is Σ tokens × price /
 // 1e6, computed in 128-bit arithmetic and rounded half up once, on the total.
-// Duration-billed transcription models (whisper-1) are priced per minute of
-// audio instead (AudioPerMinute, nano-dollars per minute) and billed per
-// whole second: seconds × price / 60, rounded half up.
+// Duration-billed transcription models (whisper-1, gpt-realtime-whisper)
+// are priced per minute of audio instead (AudioPerMinute, nano-dollars per
+// minute) and billed per whole second: seconds × price / 60, rounded half
+// up.
 package meter
 
 import (
@@ -45,14 +46,16 @@ func USD(perMillion float64) int64 { return int64(math.Round(perMillion * 1e9)) 
 // NanoToUSD converts nano-dollars to dollars for display.
 func NanoToUSD(nano int64) float64 { return float64(nano) / 1e9 }
 
-// DefaultTable returns the built-in prices (protocol notes §9, USD per 1M
-// tokens as listed on developers.openai.com). Image prices: gpt-realtime
-// family 5.00 / cached 0.50 (gpt-realtime-1.5 page); mini models 0.80 /
-// cached 0.08. Transcription models: gpt-4o-transcribe (and -diarize)
-// audio in 6.00, text in 2.50, text out 10.00; gpt-4o-mini-transcribe
-// 3.00 / 1.25 / 5.00; whisper-1 0.006 USD per minute. A fresh map is
-// returned on every call, so callers may override entries from
-// configuration.
+// DefaultTable returns the built-in prices (protocol notes §9 and §12, USD
+// per 1M tokens as listed on developers.openai.com); it prices every model
+// of policy.KnownModels, dated snapshots through Lookup. Image prices:
+// gpt-realtime family 5.00 / cached 0.50 (gpt-realtime-1.5 page); mini
+// models 0.80 / cached 0.08. Transcription models: gpt-4o-transcribe (and
+// -diarize) audio in 6.00, text in 2.50, text out 10.00;
+// gpt-4o-mini-transcribe 3.00 / 1.25 / 5.00; duration-billed whisper-1
+// 0.006, gpt-realtime-whisper and gpt-live-transcribe 0.017, gpt-transcribe
+// 0.0045 USD per minute. A fresh map is returned on every call, so callers
+// may override entries from configuration.
 func DefaultTable() Table {
 	full := Price{
 		TextIn: USD(4), TextCached: USD(0.40), TextOut: USD(16),
@@ -72,9 +75,13 @@ func DefaultTable() Table {
 		"gpt-4o-transcribe-diarize": transcribe,
 		"gpt-4o-mini-transcribe":    {TextIn: USD(1.25), TextOut: USD(5), AudioIn: USD(3)},
 		"whisper-1":                 {AudioPerMinute: USD(0.006)},
+		"gpt-realtime-whisper":      {AudioPerMinute: USD(0.017)},
+		"gpt-live-transcribe":       {AudioPerMinute: USD(0.017)},
+		"gpt-transcribe":            {AudioPerMinute: USD(0.0045)},
 		"gpt-realtime":              full,
 		"gpt-realtime-1.5":          full,
 		"gpt-realtime-2":            v2,
+		"gpt-realtime-2.1":          v2,
 		"gpt-realtime-mini":         mini,
 		"gpt-realtime-2.1-mini":     mini,
 		"gpt-4o-realtime-preview": {

@@ -18,6 +18,9 @@ func TestTranscriptionPrices(t *testing.T) {
 		{"gpt-4o-transcribe-diarize", 6_000_000_000, 2_500_000_000, 10_000_000_000, 0},
 		{"gpt-4o-mini-transcribe", 3_000_000_000, 1_250_000_000, 5_000_000_000, 0},
 		{"whisper-1", 0, 0, 0, 6_000_000},
+		{"gpt-realtime-whisper", 0, 0, 0, 17_000_000},
+		{"gpt-live-transcribe", 0, 0, 0, 17_000_000},
+		{"gpt-transcribe", 0, 0, 0, 4_500_000},
 	}
 	for _, tc := range tests {
 		p, ok := tab.Lookup(tc.model)
@@ -88,7 +91,8 @@ func TestTranscriptionPricesDoNotRaiseUnknownReservation(t *testing.T) {
 	// An unpriced model reserves at the dearest rates of the table; the
 	// transcription models must not change that bound.
 	with, without := DefaultTable(), DefaultTable()
-	for _, m := range []string{"gpt-4o-transcribe", "gpt-4o-transcribe-diarize", "gpt-4o-mini-transcribe", "whisper-1"} {
+	for _, m := range []string{"gpt-4o-transcribe", "gpt-4o-transcribe-diarize", "gpt-4o-mini-transcribe",
+		"whisper-1", "gpt-realtime-whisper", "gpt-live-transcribe", "gpt-transcribe"} {
 		delete(without, m)
 	}
 	if a, b := with.MaxCost("unknown", 100, 100), without.MaxCost("unknown", 100, 100); a != b {
