@@ -10,17 +10,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/meter"
 	"github.com/voicegate/voicegate/internal/relay"
 	"github.com/voicegate/voicegate/internal/server"
@@ -120,19 +119,9 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// priceTable is the built-in table with the configuration's overrides.
-func priceTable(cfg *config.Config) meter.Table {
-	t := meter.DefaultTable()
-	for model, p := range cfg.Prices {
-		t[model] = meter.Price{
-			TextIn: meter.USD(p.TextIn), TextCached: meter.USD(p.TextCached), TextOut: meter.USD(p.TextOut),
-			AudioIn: meter.USD(p.AudioIn), AudioCached: meter.USD(p.AudioCached), AudioOut: meter.USD(p.AudioOut),
-			ImageIn: meter.USD(p.ImageIn), ImageCached: meter.USD(p.ImageCached),
-			AudioPerMinute: meter.USD(p.AudioPerMinute),
-		}
-	}
-	return t
-}
+// priceTable is the built-in table with the configuration's overrides;
+// config validation has checked it prices every model a tier allows.
+func priceTable(cfg *config.Config) meter.Table { return cfg.PriceTable() }
 
 func defaultInstance() string {
 	host, err := os.Hostname()
@@ -149,21 +138,6 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
-
-// relayAdapter lets the server drive *relay.Relay through its small
-// interface.
-type relayAdapter struct{ r *relay.Relay }
-
-func (a relayAdapter) ServeSession(w http.ResponseWriter, req *http.Request, s *store.Session, beta bool, q url.Values, safetyID string) {
-	a.r.Serve(w, req, relay.Conn{Session: s, Beta: beta, Query: q, SafetyID: safetyID})
-}
-
-func (a relayAdapter) CloseSessions(match func(*store.Session) bool, code websocket.StatusCode, reason, message string) int {
-	return a.r.CloseSessions(match, code, reason, message)
-}
-
-func (a relayAdapter) IsLive(id string) bool              { return a.r.IsLive(id) }
-func (a relayAdapter) Shutdown(ctx context.Context) error { return a.r.Shutdown(ctx) }
 
 // gateway runs the whole gateway until ctx is done. announce is called
 // with the base URL once the listener is open.
@@ -210,39 +184,40 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 	if err != nil {
 		return err
 	}
-	tiers, err := policyTiers(cfg)
+	tiers, err := cfg.PolicyTiers()
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	gov := &relay.Governance{
-		Store: st, Tiers: tiers, Prices: priceTable(cfg), Metrics: relay.NewGovMetrics(reg),
-		Logger: log.With("component", "governance"), Instance: cfg.Instance,
+	gov := &govern.Governor{
+		Store: st, Tiers: tiers, Prices: priceTable(cfg), Metrics: govern.NewMetrics(reg),
+		Logger: log.With("component", "governance"), Instance: cfg.Instance, LeaseTTL: cfg.LeaseTTL,
 	}
 	rl := &relay.Relay{
-		Govern:   gov.Govern,
+		Governor: gov,
 		Upstream: upstream,
 		APIKey:   relay.Secret(apiKey),
-		Store:    st,
-		Prices:   priceTable(cfg),
 		Logger:   log.With("component", "relay"),
 		Metrics:  relay.NewMetrics(reg),
 		Instance: cfg.Instance,
 	}
-	adapter := relayAdapter{rl}
 	srv := server.NewServer(server.Deps{
-		Config:       cfg,
-		Store:        st,
-		Auth:         &auth.Authenticator{AdminKey: cfg.AdminKey, Keys: st, Login: endUsers},
-		Relay:        adapter,
-		Logger:       log,
-		Registry:     reg,
-		Instance:     cfg.Instance,
-		LeaseTTL:     cfg.LeaseTTL,
-		Web:          web.FS(),
-		Tier:         gov.Tier,
-		LimitRefused: gov.Metrics.Refused,
+		Config:   cfg,
+		Store:    st,
+		Auth:     &auth.Authenticator{AdminKey: cfg.AdminKey, Keys: st, Login: endUsers},
+		Relay:    rl,
+		Logger:   log,
+		Registry: reg,
+		Instance: cfg.Instance,
+		LeaseTTL: cfg.LeaseTTL,
+		Web:      web.FS(),
+		Govern:   gov,
 	})
+	wg.Add(1)
+	go func() { // owner: gateway; exits when ctx is done
+		defer wg.Done()
+		gov.RunRecovery(ctx)
+	}()
 	wg.Add(1)
 	go func() { // owner: gateway; exits when ctx is done
 		defer wg.Done()
@@ -263,7 +238,7 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 		announce(base)
 	}
 	return server.Serve(ctx, ln, srv, server.ServeOptions{
-		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: adapter,
+		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: rl,
 	})
 }
 

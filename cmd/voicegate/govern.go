@@ -6,22 +6,7 @@ import (
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
 	"github.com/voicegate/voicegate/internal/login"
-	"github.com/voicegate/voicegate/internal/policy"
 )
-
-// policyTiers are the configured tiers in the policy engine's model, for
-// live-session governance (config.Tier.Policy; Validate checked them).
-func policyTiers(cfg *config.Config) (map[string]policy.Tier, error) {
-	out := make(map[string]policy.Tier, len(cfg.Tiers))
-	for name, ct := range cfg.Tiers {
-		t, err := ct.Policy(name)
-		if err != nil {
-			return nil, fmt.Errorf("tiers.%s.%w", name, err)
-		}
-		out[name] = t
-	}
-	return out, nil
-}
 
 // userLogin builds the end-user login hook of cfg (nil when none is
 // configured).

@@ -1,9 +1,12 @@
-package relay
+package govern
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/voicegate/voicegate/internal/meter"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,12 +93,12 @@ func (f *flakyStore) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool
 
 // outageGov is a Governance over a flaky memory store behind the real
 // durability spool, as cmd/voicegate wires a redis store.
-func outageGov(t *testing.T, tier policy.Tier) (*Governance, *flakyStore, *spool.Spool) {
+func outageGov(t *testing.T, tier policy.Tier) (*Governor, *flakyStore, *spool.Spool) {
 	return outageGovReplay(t, tier, 5*time.Millisecond)
 }
 
 // outageGovReplay is outageGov with the spool replaying every interval.
-func outageGovReplay(t *testing.T, tier policy.Tier, interval time.Duration) (*Governance, *flakyStore, *spool.Spool) {
+func outageGovReplay(t *testing.T, tier policy.Tier, interval time.Duration) (*Governor, *flakyStore, *spool.Spool) {
 	t.Helper()
 	fs := &flakyStore{Store: memory.New()}
 	sp, err := spool.New(fs, t.TempDir(), spool.WithInterval(interval))
@@ -103,7 +106,7 @@ func outageGovReplay(t *testing.T, tier policy.Tier, interval time.Duration) (*G
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sp.Close() })
-	return &Governance{Store: sp, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewGovMetrics(nil)}, fs, sp
+	return &Governor{Store: sp, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewMetrics(nil), Prices: unitPrices()}, fs, sp
 }
 
 // budgetTier is a tier with only a user day budget of usd.
@@ -115,23 +118,30 @@ func budgetTier(usd float64) policy.Tier {
 	return t
 }
 
+// unitPrices prices every token of gpt-realtime at one nano-dollar, so a
+// response's cost is its token count.
+func unitPrices() meter.Table {
+	const one = 1_000_000 // nano-dollars per 1M tokens
+	return meter.Table{"gpt-realtime": {TextIn: one, TextCached: one, TextOut: one, AudioIn: one, AudioCached: one, AudioOut: one}}
+}
+
 // govSession is one governed session driven without sockets.
 type govSession struct {
 	t      *testing.T
-	gv     Governor
+	gv     *Session
 	closed atomic.Value // close reason
 	seq    int
 }
 
-func newGovSession(t *testing.T, g *Governance, id, user string) *govSession {
+func newGovSession(t *testing.T, g *Governor, id, user string) *govSession {
 	t.Helper()
 	rec := &store.Session{ID: id, User: user, Tier: "outage", Model: "gpt-realtime",
 		Config:    json.RawMessage(`{"type":"realtime","model":"gpt-realtime","audio":{"input":{"turn_detection":null}}}`),
 		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), State: store.StateLive}
-	s := &govSession{t: t, gv: g.Govern(rec)}
-	s.gv.(Binder).Bind(Binding{
-		Close:        func(reason, _ string) { s.closed.Store(reason) },
-		SendUpstream: func(context.Context, []byte) error { return nil },
+	s := &govSession{t: t}
+	s.gv = g.Open(rec, Hooks{
+		End:      func(r *Refusal) { s.closed.Store(r.Code) },
+		Upstream: func(context.Context, []byte) error { return nil },
 	})
 	return s
 }
@@ -140,7 +150,7 @@ func newGovSession(t *testing.T, g *Governance, id, user string) *govSession {
 // ("" when forwarded) and the forwarded max_output_tokens.
 func (s *govSession) create(ctx context.Context) (code string, maxOut int) {
 	s.t.Helper()
-	fwd, ref := s.gv.ClientEvent(ctx, "response.create", []byte(`{"type":"response.create","event_id":"evt_1","response":{"max_output_tokens":200}}`))
+	fwd, ref := s.gv.Client(ctx, []byte(`{"type":"response.create","event_id":"evt_1","response":{"max_output_tokens":200}}`))
 	if ref != nil {
 		var ev struct {
 			Error struct{ Code string } `json:"error"`
@@ -159,12 +169,14 @@ func (s *govSession) create(ctx context.Context) (code string, maxOut int) {
 	return "", ev.Response.MaxOutputTokens
 }
 
-// run starts and finishes the response create reserved for, at cost.
+// run starts and finishes the response create reserved for; it costs cost
+// (output text tokens at unitPrices).
 func (s *govSession) run(ctx context.Context, sessionID string, cost int64) string {
 	s.seq++
 	rid := fmt.Sprintf("resp_%s_%d", sessionID, s.seq)
-	s.gv.(ResponseWatcher).ResponseCreated(ctx, rid)
-	s.gv.ResponseDone(ctx, store.LedgerEntry{SessionID: sessionID, ResponseID: rid, CostNanoUSD: cost, Status: "completed"})
+	s.gv.Upstream(ctx, "response.created", []byte(`{"type":"response.created","response":{"id":"`+rid+`","conversation_id":"conv_1","status":"in_progress"}}`))
+	done := fmt.Sprintf(`{"type":"response.done","response":{"id":%q,"conversation_id":"conv_1","status":"completed","usage":{"total_tokens":%d,"input_tokens":0,"output_tokens":%d,"output_token_details":{"text_tokens":%d}}}}`, rid, cost, cost, cost)
+	s.gv.Upstream(ctx, "response.done", []byte(done))
 	return rid
 }
 
@@ -237,7 +249,7 @@ func TestOutageLocalGrantsChargedOnce(t *testing.T) {
 	}
 	s.run(ctx, "vgs_a", 500)
 	want += 500
-	s.gv.(Ender).SessionEnded(ctx)
+	s.gv.Close(ctx)
 	waitSpool(t, sp)
 
 	spent, reserved, err := fs.Store.Spent(ctx, userDayKey("ann"))
@@ -287,7 +299,7 @@ func TestOutageNeverOvergrantsLocally(t *testing.T) {
 		}
 		granted++
 		// The worst case: the response costs all it was granted.
-		gv := s.gv.(*governor)
+		gv := s.gv
 		gv.mu.Lock()
 		cost := gv.pending[len(gv.pending)-1].granted
 		gv.mu.Unlock()
@@ -329,7 +341,7 @@ func TestOutageOwnChargesCountUntilReplayed(t *testing.T) {
 	left := int64(tier.Budget.UserDayUSD*1e9) - spent
 
 	grantOf := func() int64 {
-		gv := s.gv.(*governor)
+		gv := s.gv
 		gv.mu.Lock()
 		defer gv.mu.Unlock()
 		return gv.pending[len(gv.pending)-1].granted
@@ -386,8 +398,8 @@ func TestOutageUnknownAccountFailsClosed(t *testing.T) {
 	}
 }
 
-// TestOutageLocalRateLimit: the per-session limits keep applying from the
-// local limiter while the store is down.
+// TestOutageLocalRateLimit: the per-session limits keep applying while
+// the store is down (they live in the session, not in the store).
 func TestOutageLocalRateLimit(t *testing.T) {
 	ctx := t.Context()
 	tier := budgetTier(5)
@@ -406,8 +418,9 @@ func TestOutageLocalRateLimit(t *testing.T) {
 		codes = append(codes, code)
 	}
 	got := strings.Join(codes, ",")
-	// The local limiter starts with a full burst of 3.
-	if want := ",,," + CodeRateLimited + "," + CodeRateLimited; got != want {
+	// Per-session limits never touch the store: the burst of 3 counts the
+	// first response, before the outage, too.
+	if want := ",," + CodeRateLimited + "," + CodeRateLimited + "," + CodeRateLimited; got != want {
 		t.Fatalf("codes %q, want %q", got, want)
 	}
 }
@@ -452,4 +465,12 @@ func TestLocalBudgetsLearn(t *testing.T) {
 	if g, _, _ := l.grant(acc, 100, 1); g != 50 {
 		t.Fatalf("grant after a settled read = %d, want 50", g)
 	}
+}
+
+func metricValue(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

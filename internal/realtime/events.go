@@ -23,6 +23,9 @@ const (
 type Response struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
+	// ConversationID is nil for an out-of-band response
+	// (conversation "none").
+	ConversationID *string `json:"conversation_id"`
 	// Usage is nil in response.created and in some failed responses.
 	Usage *Usage `json:"usage"`
 }
@@ -139,4 +142,29 @@ func NewID(prefix string) string {
 		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
 	}
 	return prefix + string(b[:])
+}
+
+// RewriteErrorEventID returns the error event frame with error.event_id
+// set to eventID (removed when eventID is ""), the rest kept as it was.
+// A frame that is not an error event object is returned unchanged.
+func RewriteErrorEventID(frame []byte, eventID string) []byte {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(frame, &ev) != nil {
+		return frame
+	}
+	var e map[string]json.RawMessage
+	if json.Unmarshal(ev["error"], &e) != nil || e == nil {
+		return frame
+	}
+	if eventID == "" {
+		delete(e, "event_id")
+	} else {
+		e["event_id"], _ = json.Marshal(eventID)
+	}
+	ev["error"], _ = json.Marshal(e)
+	out, err := json.Marshal(ev)
+	if err != nil {
+		return frame
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/meter"
 	"github.com/voicegate/voicegate/internal/relay"
 	"github.com/voicegate/voicegate/internal/store"
@@ -20,8 +21,11 @@ func Example() {
 	r := &relay.Relay{
 		Upstream: "https://api.openai.com/v1",
 		APIKey:   relay.Secret(os.Getenv("OPENAI_API_KEY")),
-		Store:    memory.New(),
-		Prices:   meter.DefaultTable().Merge(meter.Table{"my-model": {TextIn: meter.USD(1)}}),
+		Governor: &govern.Governor{
+			Store:   memory.New(),
+			Prices:  meter.DefaultTable().Merge(meter.Table{"my-model": {TextIn: meter.USD(1)}}),
+			Metrics: govern.NewMetrics(reg),
+		},
 		Logger:   slog.Default(),
 		Metrics:  relay.NewMetrics(reg),
 		Instance: "gw-1",

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/voicegate/voicegate/internal/govern"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ import (
 type govHarness struct {
 	sim   *sim.Server
 	relay *Relay
-	gov   *Governance
+	gov   *govern.Governor
 	st    *memory.Store
 	gw    *httptest.Server
 	wg    sync.WaitGroup
@@ -42,8 +43,8 @@ func newGovHarnessPace(t *testing.T, tier policy.Tier, pace sim.Pace) *govHarnes
 	h := &govHarness{sim: sim.New(sim.Options{APIKeys: []string{serverKey}, Pace: pace}), st: memory.New()}
 	upSrv := httptest.NewServer(h.sim.Handler())
 	t.Cleanup(upSrv.Close)
-	h.gov = &Governance{Store: h.st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewGovMetrics(nil)}
-	h.relay = &Relay{Upstream: upSrv.URL + "/v1", APIKey: serverKey, Store: h.st, Govern: h.gov.Govern}
+	h.gov = &govern.Governor{Store: h.st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: govern.NewMetrics(nil)}
+	h.relay = &Relay{Upstream: upSrv.URL + "/v1", APIKey: serverKey, Governor: h.gov}
 	h.gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h.wg.Add(1)
 		defer h.wg.Done()
@@ -157,7 +158,7 @@ func TestBudgetExceededClosesSession(t *testing.T) {
 		}
 		if out == turnRefused {
 			refused++
-			if !strings.Contains(string(b), CodeBudgetExceeded) || !strings.Contains(string(b), "evt_rc") {
+			if !strings.Contains(string(b), govern.CodeBudgetExceeded) || !strings.Contains(string(b), "evt_rc") {
 				t.Fatalf("refusal: %s", b)
 			}
 			continue
@@ -175,7 +176,7 @@ func TestBudgetExceededClosesSession(t *testing.T) {
 	if turns < 2 {
 		t.Errorf("only %d turns before the budget closed the session", turns)
 	}
-	if !closedWith(c, CodeBudgetExceeded) {
+	if !closedWith(c, govern.CodeBudgetExceeded) {
 		t.Errorf("no budget_exceeded before close; frames tail %v", tail(c.frames, 3))
 	}
 	t.Logf("turns %d, refused %d, spent %d of %d", turns, refused, total, budget)
@@ -329,7 +330,7 @@ func TestEventAndResponseRateLimits(t *testing.T) {
 			cleared++
 		case "error":
 			refused++
-			if e, _ := realtime.DecodeErrorEvent(b); e.Error.Code != CodeRateLimited || e.Error.EventID != "evt_c5" {
+			if e, _ := realtime.DecodeErrorEvent(b); e.Error.Code != govern.CodeRateLimited || e.Error.EventID != "evt_c5" {
 				t.Errorf("sixth event: %s", b)
 			}
 		}
@@ -358,7 +359,7 @@ func TestEventAndResponseRateLimits(t *testing.T) {
 			t.Fatalf("turn %d: %s %s", i, out, b)
 		}
 		if i == 2 {
-			if e, _ := realtime.DecodeErrorEvent(b); e.Error.Code != CodeRateLimited || e.Error.EventID != "evt_rc" {
+			if e, _ := realtime.DecodeErrorEvent(b); e.Error.Code != govern.CodeRateLimited || e.Error.EventID != "evt_rc" {
 				t.Errorf("third response.create: %s", b)
 			}
 		}
@@ -416,7 +417,7 @@ func TestBudgetServerVAD(t *testing.T) {
 				done++
 				break
 			}
-			if typ == "error" && strings.Contains(string(b), CodeBudgetExceeded) {
+			if typ == "error" && strings.Contains(string(b), govern.CodeBudgetExceeded) {
 				continue // the close follows
 			}
 		}
@@ -429,8 +430,8 @@ func TestBudgetServerVAD(t *testing.T) {
 	if total > budget {
 		t.Errorf("spent %d > budget %d", total, budget)
 	}
-	if done < 2 || !closedWith(c, CodeBudgetExceeded) {
-		t.Errorf("%d VAD responses, budget_exceeded seen %v; tail %v", done, closedWith(c, CodeBudgetExceeded), tail(c.frames, 2))
+	if done < 2 || !closedWith(c, govern.CodeBudgetExceeded) {
+		t.Errorf("%d VAD responses, budget_exceeded seen %v; tail %v", done, closedWith(c, govern.CodeBudgetExceeded), tail(c.frames, 2))
 	}
 	t.Logf("%d VAD responses, spent %d of %d", done, total, budget)
 	assertLedgerEqualsSim(t, h)

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/voicegate/voicegate/internal/govern"
+	"github.com/voicegate/voicegate/internal/policy"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -76,7 +78,7 @@ func newHarness(t testing.TB, up *fakeUpstream, edit func(*store.Session)) *harn
 	h.relay = &Relay{
 		Upstream:    h.upSrv.URL + "/v1",
 		APIKey:      serverKey,
-		Store:       h.st,
+		Governor:    &govern.Governor{Store: h.st, Tiers: map[string]policy.Tier{"default": openTier()}, Metrics: govern.NewMetrics(h.reg)},
 		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
 		Metrics:     NewMetrics(h.reg),
 		Instance:    "test-1",
@@ -322,4 +324,47 @@ func metricValue(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// openTier governs nothing: no budgets, limits or locked fields, every
+// event allowed. A relay under it relays every client event as is.
+func openTier() policy.Tier {
+	t := policy.DefaultTier()
+	t.Budget, t.Rates, t.Concurrency = policy.Budget{}, policy.Rates{}, policy.Concurrency{}
+	t.LockedFields = []string{}
+	t.AllowedModels, t.AllowedVoices = nil, nil
+	return t
+}
+
+// openGovernor is a governor on st whose default tier governs nothing.
+func openGovernor(st store.Store) *govern.Governor {
+	return &govern.Governor{Store: st, Tiers: map[string]policy.Tier{"default": openTier()}}
+}
+
+// gathered is the value of the counter name{labels…} in reg (labels in
+// the order of the metric's label names).
+func gathered(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetValue() != labels[i] {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -5,13 +5,11 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the relay's Prometheus collectors. Labels never carry a
 // user, token or session id.
 type Metrics struct {
-	live      prometheus.Gauge
-	frames    *prometheus.CounterVec // direction
-	bytes     *prometheus.CounterVec // direction
-	dial      prometheus.Histogram
-	errors    *prometheus.CounterVec // code
-	responses *prometheus.CounterVec // model, status
-	cost      *prometheus.CounterVec // model, tier
+	live   prometheus.Gauge
+	frames *prometheus.CounterVec // direction
+	bytes  *prometheus.CounterVec // direction
+	dial   prometheus.Histogram
+	errors *prometheus.CounterVec // code
 }
 
 // Directions of relayed frames.
@@ -23,8 +21,8 @@ const (
 // NewMetrics creates the relay's collectors and registers them on reg (nil
 // reg: unregistered, still usable): vg_live_sessions,
 // vg_frames_total{direction}, vg_bytes_total{direction},
-// vg_upstream_dial_seconds, vg_errors_total{code},
-// vg_responses_total{model,status}, vg_cost_nanousd_total{model,tier}.
+// vg_upstream_dial_seconds, vg_errors_total{code}. What sessions cost is
+// counted by the governor (govern.Metrics).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		live: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -43,19 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vg_errors_total", Help: "Relay errors and session endings by code.",
 		}, []string{"code"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vg_responses_total", Help: "Metered upstream responses by model and status.",
-		}, []string{"model", "status"}),
-		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vg_cost_nanousd_total", Help: "Metered cost in nano-dollars by model and tier.",
-		}, []string{"model", "tier"}),
 	}
 	for _, d := range []string{dirClient, dirUpstream} {
 		m.frames.WithLabelValues(d)
 		m.bytes.WithLabelValues(d)
 	}
 	if reg != nil {
-		reg.MustRegister(m.live, m.frames, m.bytes, m.dial, m.errors, m.responses, m.cost)
+		reg.MustRegister(m.live, m.frames, m.bytes, m.dial, m.errors)
 	}
 	return m
 }
@@ -84,12 +76,5 @@ func (m *Metrics) dialed(seconds float64) {
 func (m *Metrics) error(code string) {
 	if m != nil {
 		m.errors.WithLabelValues(code).Inc()
-	}
-}
-
-func (m *Metrics) response(model, tier, status string, cost int64) {
-	if m != nil {
-		m.responses.WithLabelValues(model, status).Inc()
-		m.cost.WithLabelValues(model, tier).Add(float64(cost))
 	}
 }

@@ -17,7 +17,7 @@ func TestMissingRecordRecreated(t *testing.T) {
 	h := newHarness(t, &fakeUpstream{deltas: 1}, nil)
 	restarted := memory.New() // the store after an empty restart
 	t.Cleanup(func() { restarted.Close() })
-	h.relay.Store = restarted
+	h.relay.Governor.Store = restarted
 	ctx, c := h.open()
 
 	rec, err := restarted.Session(ctx, h.sess.ID)

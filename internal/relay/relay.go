@@ -1,8 +1,9 @@
 // Package relay is the live-session data path: one WebSocket from a client
-// relayed to the upstream Realtime API with the server's key, the pinned
-// session config applied first, every response.done metered into the
-// ledger, and the session governed (revocation, duration, idleness,
-// shutdown) from one place.
+// relayed to the upstream Realtime API with the server's key. It is an
+// engine: the session's governor (internal/govern) decides on every event
+// both ways, pins the session config and meters what upstream bills; the
+// relay moves frames, keeps the session's timers (duration, idleness) and
+// ends it as one table says (endings.go).
 //
 // A Relay is used like httputil.ReverseProxy: its exported fields are the
 // extension points, each zero value a sensible default, and Serve reads top
@@ -22,7 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/voicegate/voicegate/internal/meter"
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -39,7 +40,9 @@ const (
 	closeWait           = 5 * time.Second
 )
 
-// Relay relays live Realtime sessions to the upstream API.
+// Relay relays live Realtime sessions to the upstream API. It is the
+// engine only: every decision about a session (admission aside, which the
+// HTTP layer asks of the same governor) is its Governor's.
 type Relay struct {
 	// Upstream is the API base URL, e.g. "https://api.openai.com/v1"; the
 	// WebSocket URL is the same with scheme ws/wss and "/realtime" appended.
@@ -49,30 +52,25 @@ type Relay struct {
 	// HTTPClient performs the upstream dial (custom TLS roots in tests);
 	// nil means http.DefaultClient.
 	HTTPClient *http.Client
-	// Store receives session state, ledger entries and audit records; it
-	// is required.
-	Store store.Store
-	// Prices values each response; nil means meter.DefaultTable().
-	Prices meter.Table
+	// Governor governs every session (firewall, limits, budgets,
+	// metering); its Store also receives session state and audit records.
+	// Required.
+	Governor *govern.Governor
 	// Logger receives connect/disconnect lines; nil discards.
 	Logger *slog.Logger
 	// Metrics, when non-nil, is updated for every session and frame.
 	Metrics *Metrics
 	// Instance identifies this gateway instance in audit records.
 	Instance string
-	// Now is the clock for accounting; nil means time.Now.
+	// Now is the clock of session records; nil means time.Now.
 	Now func() time.Time
-	// AbandonWait bounds the wait for response.done after a response was
-	// cancelled because the client went away or the session was closed;
-	// 0 means 5 s.
+	// AbandonWait bounds the wait for the responses still outstanding
+	// when the client went away or the session was closed (cancelled
+	// upstream, then metered); 0 means 5 s.
 	AbandonWait time.Duration
 	// ReadLimit is the largest frame accepted from either side; 0 means
 	// 16 MiB (appends up to 15 MiB are legal upstream).
 	ReadLimit int64
-	// Govern, when set, returns the Governor of a session (policy firewall,
-	// budgets); it is called once per connection. nil means every client
-	// event is relayed as is.
-	Govern func(*store.Session) Governor
 
 	initOnce   sync.Once
 	base       context.Context
@@ -82,39 +80,6 @@ type Relay struct {
 	live     map[*session]struct{}
 	shutting bool
 	wg       sync.WaitGroup
-}
-
-// Governor decides on one session's client events and hears of its metered
-// responses. Implementations must be safe for use by one session's pumps
-// (ClientEvent and ResponseDone may run concurrently).
-type Governor interface {
-	// ClientEvent is called for every client frame before it goes upstream,
-	// with its sniffed type ("" when the frame is not a JSON object with a
-	// string type). It returns the frame to forward (possibly rewritten), or
-	// a nil frame and an error event to send the client instead.
-	ClientEvent(ctx context.Context, eventType string, frame []byte) (forward, refusal []byte)
-	// ResponseDone is called once per response recorded in the ledger (to
-	// settle budget reservations).
-	ResponseDone(ctx context.Context, e store.LedgerEntry)
-}
-
-// ResponseWatcher is optionally implemented by a Governor to hear of every
-// response that starts upstream, including those the server's turn
-// detection starts on its own (to reserve budget for them).
-type ResponseWatcher interface {
-	ResponseCreated(ctx context.Context, responseID string)
-}
-
-// SettleWatcher is optionally implemented by a Governor to know which of
-// its responses are finished upstream but not yet metered: the relay calls
-// ResponseFinishing when it reads a response.done, before the client sees
-// it, and ResponseSettled once the metering of that event is over
-// (recorded, a duplicate, or failed). A client reacting to response.done at
-// once then meets a governor that can wait for the settlement instead of
-// deciding on stale budget figures.
-type SettleWatcher interface {
-	ResponseFinishing(responseID string)
-	ResponseSettled(responseID string)
 }
 
 // Conn is one authenticated client connection handed to Serve.
@@ -150,13 +115,6 @@ func (r *Relay) logger() *slog.Logger {
 		return r.Logger
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-func (r *Relay) prices() meter.Table {
-	if r.Prices != nil {
-		return r.Prices
-	}
-	return meter.DefaultTable()
 }
 
 func (r *Relay) abandonWait() time.Duration {
@@ -228,6 +186,11 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
 	}
 	defer r.unregister(s)
 	s.run(dialed)
+}
+
+// ServeSession is Serve for the HTTP layer (server.Relay).
+func (r *Relay) ServeSession(w http.ResponseWriter, req *http.Request, s *store.Session, beta bool, q url.Values, safetyID string) {
+	r.Serve(w, req, Conn{Session: s, Beta: beta, Query: q, SafetyID: safetyID})
 }
 
 // dial opens the upstream WebSocket; status is the upstream HTTP status

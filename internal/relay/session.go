@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/realtime"
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -31,9 +31,37 @@ type endCause struct {
 	message string // gateway only: the error event's message
 }
 
-// session is one live connection: the two sockets, the state both pumps
-// share, and the totals for the disconnect record. Its supervisor (run)
-// owns every goroutine it starts.
+// ending is what a gateway ending code means: the close code the client
+// gets (after an error event with the code) and the state the session
+// record keeps.
+type ending struct {
+	close websocket.StatusCode
+	state string // store.StateIdle: the token may reconnect until it expires
+}
+
+// endings is the one table of the gateway's session endings.
+var endings = map[string]ending{
+	govern.CodeSessionRevoked: {websocket.StatusPolicyViolation, store.StateRevoked},
+	govern.CodeSessionExpired: {websocket.StatusPolicyViolation, store.StateEnded},
+	govern.CodeBudgetExceeded: {websocket.StatusPolicyViolation, store.StateEnded},
+	govern.CodeIdleTimeout:    {websocket.StatusPolicyViolation, store.StateIdle},
+	"going_away":              {websocket.StatusGoingAway, store.StateIdle},
+	"upstream_unavailable":    {websocket.StatusInternalError, store.StateIdle},
+}
+
+// gatewayEnd is the cause of a gateway ending with code (see endings; an
+// unknown code closes with 1008 and leaves the session idle).
+func gatewayEnd(code, message string) endCause {
+	e, ok := endings[code]
+	if !ok {
+		e = ending{websocket.StatusPolicyViolation, store.StateIdle}
+	}
+	return endCause{by: byGateway, code: e.close, reason: code, message: message}
+}
+
+// session is one live connection: the two sockets, its governor, and the
+// state both pumps share. Its supervisor (run) owns every goroutine it
+// starts.
 type session struct {
 	r      *Relay
 	rec    *store.Session
@@ -41,7 +69,7 @@ type session struct {
 	client *websocket.Conn
 	up     *websocket.Conn
 	log    *slog.Logger
-	gov    Governor
+	gov    *govern.Session
 
 	ctx    context.Context // pumps' reads; cancelled at the very end
 	cancel context.CancelFunc
@@ -51,21 +79,14 @@ type session struct {
 	stopOnce   sync.Once
 	clientDone chan error // buffered 1
 	upDone     chan error // buffered 1
-	meterCh    chan store.LedgerEntry
 
 	clientGone atomic.Bool
 	lastClient atomic.Int64 // unix nanos of the last client frame
-
-	mu        sync.Mutex
-	model     string
-	inflight  map[string]bool
-	idle      chan struct{} // closed while no response is in flight
-	usage     store.Usage
-	cost      int64
-	responses int
-	started   time.Time
-
-	tr transcription // input transcription model (transcribe.go)
+	started    time.Time
+	// ending holds a governor's fatal refusal until the pump that caused it
+	// has forwarded the frame at hand: the event that spent the budget
+	// reaches the client before the error event and the close.
+	ending atomic.Pointer[endCause]
 }
 
 func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger) *session {
@@ -77,17 +98,27 @@ func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger)
 		stopping:   make(chan struct{}),
 		clientDone: make(chan error, 1),
 		upDone:     make(chan error, 1),
-		meterCh:    make(chan store.LedgerEntry, 64),
-		model:      c.Session.Model,
-		inflight:   map[string]bool{},
-		idle:       make(chan struct{}),
 	}
-	close(s.idle)
-	if r.Govern != nil {
-		s.gov = r.Govern(c.Session)
-		s.bind()
-	}
+	s.gov = r.Governor.Open(c.Session, govern.Hooks{
+		Beta: c.Beta,
+		Upstream: func(ctx context.Context, frame []byte) error {
+			return s.up.Write(ctx, websocket.MessageText, frame)
+		},
+		Client: s.writeClient,
+		End: func(ref *govern.Refusal) {
+			c := gatewayEnd(ref.Code, ref.Message)
+			s.ending.CompareAndSwap(nil, &c)
+		},
+	})
 	return s
+}
+
+// endIfDue ends the session if the governor asked to while the calling
+// pump handled its last frame.
+func (s *session) endIfDue() {
+	if c := s.ending.Load(); c != nil {
+		s.terminate(*c)
+	}
 }
 
 // terminate asks the supervisor to end the session; later requests are
@@ -106,10 +137,6 @@ func (s *session) run(dialed time.Duration) {
 	s.started = s.r.now()
 	s.lastClient.Store(time.Now().UnixNano())
 	s.connected(dialed)
-
-	var meterWG sync.WaitGroup
-	meterWG.Add(1)
-	go func() { defer meterWG.Done(); s.meterLoop() }()
 
 	cause, pinned := s.pinOrFail()
 	if !pinned {
@@ -138,9 +165,9 @@ func (s *session) run(dialed time.Duration) {
 	}
 	s.cancel()
 	<-exited
-	close(s.meterCh)
-	meterWG.Wait()
-	s.ended()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.r.base), 5*time.Second)
+	s.gov.Close(ctx)
+	cancel()
 	s.disconnected(cause)
 }
 
@@ -152,7 +179,7 @@ func (s *session) wait() endCause {
 	if lim.MaxSessionSeconds > 0 {
 		left := time.Duration(float64(lim.MaxSessionSeconds)*float64(time.Second)) -
 			time.Duration(s.rec.LiveSeconds*float64(time.Second))
-		lead := s.warnLead(lim.MaxSessionSeconds)
+		lead := s.gov.WarnLead(lim.MaxSessionSeconds)
 		t := time.NewTimer(max(left, 0))
 		defer t.Stop()
 		expire = t.C
@@ -186,15 +213,13 @@ func (s *session) wait() endCause {
 			return c
 		case <-warn:
 			warn = nil
-			s.writeClient(realtime.ErrorEvent("session_expiring", "the session reaches its maximum duration soon", ""))
+			s.writeClient(realtime.ErrorEvent(govern.CodeSessionExpiring, "the session reaches its maximum duration soon", ""))
 		case <-expire:
-			return endCause{by: byGateway, code: websocket.StatusPolicyViolation, reason: "session_expired",
-				message: "the session reached its maximum duration"}
+			return gatewayEnd(govern.CodeSessionExpired, "the session reached its maximum duration")
 		case <-idle:
 			quiet := time.Since(time.Unix(0, s.lastClient.Load()))
 			if quiet >= idleAfter {
-				return endCause{by: byGateway, code: websocket.StatusPolicyViolation, reason: "idle_timeout",
-					message: "the session was idle for too long"}
+				return gatewayEnd(govern.CodeIdleTimeout, "the session was idle for too long")
 			}
 			idleTimer.Reset(idleAfter - quiet)
 		}
@@ -232,15 +257,15 @@ func sendable(code websocket.StatusCode) websocket.StatusCode {
 	return code
 }
 
-// finish closes both sides as cause demands. Every path settles in-flight
-// responses before the upstream side closes, except when upstream itself
-// ended.
+// finish closes both sides as cause demands. Every path settles the
+// responses still outstanding before the upstream side closes, except
+// when upstream itself ended.
 func (s *session) finish(c endCause, pinned bool) {
 	switch c.by {
 	case byClient:
 		s.clientGone.Store(true)
 		_ = s.client.CloseNow()
-		if s.settle() {
+		if pinned && s.settle() {
 			_ = s.up.Close(websocket.StatusNormalClosure, "")
 		} else {
 			_ = s.up.Close(sendable(c.code), c.reason)
@@ -269,35 +294,29 @@ func (s *session) finish(c endCause, pinned bool) {
 	}
 }
 
-// settle cancels every in-flight response upstream and waits, bounded by
-// AbandonWait, for their response.done so they are metered. It reports
-// whether anything was in flight.
+// settle keeps the upstream side open, bounded by AbandonWait, until every
+// response sent upstream is done (the governor cancels the running ones),
+// so what upstream bills is metered. It reports whether anything was
+// outstanding.
 func (s *session) settle() bool {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	idle := s.idle
-	s.mu.Unlock()
-	if len(ids) == 0 {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.r.abandonWait())
 	defer cancel()
-	for _, id := range ids {
-		ev, _ := json.Marshal(map[string]string{"type": realtime.TypeResponseCancel, "event_id": realtime.NewID("vg_cancel_"), "response_id": id})
-		if err := s.up.Write(ctx, websocket.MessageText, ev); err != nil {
-			break
+	if !s.gov.Abandon(ctx) {
+		return false
+	}
+	for {
+		n, idle := s.gov.Outstanding()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			s.log.Warn("abandoned responses not settled in time", "outstanding", n)
+			s.r.Metrics.error("abandon_timeout")
+			return true
 		}
 	}
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		s.log.Warn("abandoned response not settled in time", "responses", ids)
-		s.r.Metrics.error("abandon_timeout")
-	}
-	return true
 }
 
 // writeClient sends a frame to the client unless it is gone; a failed or
@@ -341,7 +360,8 @@ func (s *session) connected(dialed time.Duration) {
 	s.log.Info("session connected", "model", s.rec.Model, "beta", s.conn.Beta, "upstream_dial_ms", dialed.Milliseconds())
 }
 
-// disconnected records the end: state, live seconds, audit, log, metrics.
+// disconnected records the end: state (by the endings table), live
+// seconds, audit, log, metrics.
 func (s *session) disconnected(c endCause) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -349,41 +369,43 @@ func (s *session) disconnected(c endCause) {
 	dur := end.Sub(s.started).Seconds()
 	err := s.updateRecord(ctx, func(rec *store.Session) error {
 		rec.LiveSeconds += dur
-		switch {
-		case rec.State == store.StateRevoked || rec.State == store.StateEnded:
-			// Decided elsewhere (revocation): keep it.
-		case c.by == byGateway && c.reason == "session_revoked":
-			rec.State = store.StateRevoked
+		if rec.State == store.StateRevoked || rec.State == store.StateEnded {
+			return nil // decided elsewhere (revocation): keep it
+		}
+		state := store.StateIdle
+		if c.by == byGateway {
+			state = endings[c.reason].state
+		}
+		if state == store.StateIdle && !rec.ExpiresAt.IsZero() && !end.Before(rec.ExpiresAt) {
+			state = store.StateEnded
+		}
+		rec.State = state
+		switch state {
+		case store.StateRevoked:
 			if rec.RevokedAt.IsZero() {
 				rec.RevokedAt = end
 			}
 			rec.EndedAt, rec.EndReason = end, c.reason
-		case c.by == byGateway && (c.reason == "session_expired" || c.reason == "budget_exceeded"),
-			!rec.ExpiresAt.IsZero() && !end.Before(rec.ExpiresAt):
-			rec.State = store.StateEnded
+		case store.StateEnded:
 			rec.EndedAt, rec.EndReason = end, c.reason
-			if rec.EndReason == "" {
+			if c.by != byGateway || rec.EndReason == "" {
 				rec.EndReason = "token_expired"
 			}
-		default:
-			rec.State = store.StateIdle
 		}
 		return nil
 	})
 	if err != nil {
 		s.log.Error("session state update failed", "err", err)
 	}
-	s.mu.Lock()
-	usage, cost, n := s.usage, s.cost, s.responses
-	s.mu.Unlock()
+	t := s.gov.Totals()
 	code := int(c.code)
 	s.audit(ctx, "disconnect", map[string]any{
 		"by": c.by, "close_code": code, "reason": c.reason,
-		"duration_seconds": dur, "responses": n, "usage": usage, "cost_nanousd": cost,
+		"duration_seconds": dur, "responses": t.Responses, "usage": t.Usage, "cost_nanousd": t.CostNanoUSD,
 	})
 	s.r.Metrics.liveAdd(-1)
 	s.log.Info("session disconnected", "by", c.by, "close_code", code, "reason", c.reason,
-		"duration_seconds", dur, "responses", n, "total_tokens", usage.TotalTokens, "cost_nanousd", cost)
+		"duration_seconds", dur, "responses", t.Responses, "total_tokens", t.Usage.TotalTokens, "cost_nanousd", t.CostNanoUSD)
 }
 
 // updateRecord applies fn to the stored session record. When the store no
@@ -392,7 +414,8 @@ func (s *session) disconnected(c endCause) {
 // holds, with fn applied, so the session stays listable, revocable and
 // reconnectable; that is logged once per re-creation.
 func (s *session) updateRecord(ctx context.Context, fn func(*store.Session) error) error {
-	_, err := s.r.Store.UpdateSession(ctx, s.rec.ID, fn)
+	st := s.r.Governor.Store
+	_, err := st.UpdateSession(ctx, s.rec.ID, fn)
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -400,10 +423,10 @@ func (s *session) updateRecord(ctx context.Context, fn func(*store.Session) erro
 	if err := fn(&rec); err != nil {
 		return err
 	}
-	err = s.r.Store.CreateSession(ctx, &rec)
+	err = st.CreateSession(ctx, &rec)
 	if errors.Is(err, store.ErrConflict) {
 		// Re-created meanwhile (by another instance's connection).
-		_, err = s.r.Store.UpdateSession(ctx, s.rec.ID, fn)
+		_, err = st.UpdateSession(ctx, s.rec.ID, fn)
 		return err
 	}
 	if err != nil {
@@ -414,7 +437,7 @@ func (s *session) updateRecord(ctx context.Context, fn func(*store.Session) erro
 }
 
 func (s *session) audit(ctx context.Context, kind string, detail map[string]any) {
-	err := s.r.Store.AppendAudit(ctx, store.AuditEntry{
+	err := s.r.Governor.Store.AppendAudit(ctx, store.AuditEntry{
 		At: s.r.now(), Kind: kind, SessionID: s.rec.ID, User: s.rec.User,
 		AppKeyID: s.rec.AppKeyID, Tier: s.rec.Tier, Instance: s.r.Instance, Detail: detail,
 	})

@@ -40,7 +40,7 @@ func testAgainstSimulator(t *testing.T, beta bool) {
 	st := memory.New()
 	logs := &syncBuffer{}
 	r := &Relay{
-		Upstream: upSrv.URL + "/v1", APIKey: serverKey, Store: st,
+		Upstream: upSrv.URL + "/v1", APIKey: serverKey, Governor: openGovernor(st),
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: NewMetrics(prometheus.NewRegistry()),
 	}
 	cfg := `{"type":"realtime","model":"gpt-realtime","instructions":"You are pinned by the gateway.",` +
@@ -129,7 +129,7 @@ func newSimHarness(t *testing.T, opts sim.Options) *simHarness {
 	h := &simHarness{sim: sim.New(opts), st: memory.New(), served: make(chan struct{}, 4)}
 	upSrv := httptest.NewServer(h.sim.Handler())
 	t.Cleanup(upSrv.Close)
-	h.relay = &Relay{Upstream: upSrv.URL + "/v1", APIKey: serverKey, Store: h.st, AbandonWait: 5 * time.Second}
+	h.relay = &Relay{Upstream: upSrv.URL + "/v1", APIKey: serverKey, Governor: openGovernor(h.st), AbandonWait: 5 * time.Second}
 	h.sess = &store.Session{ID: "vgs_sim2", TokenID: "tok", User: "carol", Tier: "default", Model: "gpt-realtime",
 		Config:    json.RawMessage(`{"type":"realtime","model":"gpt-realtime","audio":{"input":{"turn_detection":null}}}`),
 		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), State: store.StateMinted}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/voicegate/voicegate/internal/govern"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -82,8 +83,9 @@ func TestTranscriptionExactlyOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	tier := testTier()
-	g := &Governance{Store: st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewGovMetrics(nil)}
-	r := &Relay{Upstream: up.URL + "/v1", APIKey: serverKey, Store: st, Govern: g.Govern,
+	g := &govern.Governor{Store: st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: govern.NewMetrics(reg),
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	r := &Relay{Upstream: up.URL + "/v1", APIKey: serverKey, Governor: g,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: NewMetrics(reg)}
 	sess := &store.Session{ID: "vgs_once", TokenID: "tok_once", User: "uma", Tier: tier.Name, Model: "gpt-realtime",
 		Limits: store.Limits{BudgetNanoUSD: 1_000_000_000}, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), State: store.StateMinted}
@@ -121,10 +123,10 @@ func TestTranscriptionExactlyOnce(t *testing.T) {
 	if spent, _, _ := st.Spent(ctx, "session:"+sess.ID); spent != 368_000 {
 		t.Errorf("session budget spent %d, want 368000 (each transcription charged once)", spent)
 	}
-	if n := metricValue(r.Metrics.errors.WithLabelValues("bad_transcription_usage")); n != 2 {
+	if n := gathered(t, reg, "vg_metering_errors_total", "bad_transcription_usage"); n != 2 {
 		t.Errorf("bad_transcription_usage = %v, want 2 (unknown type, no item id)", n)
 	}
-	if n := metricValue(r.Metrics.cost.WithLabelValues("whisper-1", tier.Name)); n != 200_000 {
+	if n := gathered(t, reg, "vg_cost_nanousd_total", "whisper-1", tier.Name); n != 200_000 {
 		t.Errorf("whisper-1 cost metric = %v", n)
 	}
 	if !strings.Contains(logs.String(), `unknown type \"words\"`) {
@@ -139,73 +141,4 @@ func TestTranscriptionExactlyOnce(t *testing.T) {
 	if dis["cost_nanousd"] != float64(368_000) || dis["responses"] != float64(0) {
 		t.Errorf("disconnect audit %v", dis)
 	}
-}
-
-func TestTranscriptionModelOfConfig(t *testing.T) {
-	tests := []struct {
-		session string
-		model   string
-		set     bool
-	}{
-		{`{"type":"realtime","audio":{"input":{"transcription":{"model":"gpt-4o-transcribe"}}}}`, "gpt-4o-transcribe", true},
-		{`{"type":"transcription","audio":{"input":{"transcription":{"model":"whisper-1","language":"en"}}}}`, "whisper-1", true},
-		{`{"audio":{"input":{"transcription":null}}}`, "", true},
-		{`{"input_audio_transcription":{"model":"gpt-4o-mini-transcribe"}}`, "gpt-4o-mini-transcribe", true},
-		{`{"input_audio_transcription":null}`, "", true},
-		{`{"audio":{"input":{"format":{"type":"audio/pcm"}}}}`, "", false},
-		{`{"model":"gpt-realtime"}`, "", false},
-		{`{"audio":{"input":{"transcription":"bad"}}}`, "", false},
-		{`[]`, "", false},
-		{``, "", false},
-	}
-	for _, tc := range tests {
-		m, set := transcriptionModel(json.RawMessage(tc.session))
-		if m != tc.model || set != tc.set {
-			t.Errorf("%s: %q, %v; want %q, %v", tc.session, m, set, tc.model, tc.set)
-		}
-	}
-}
-
-// TestTranscriptionChargeCountsHeldGrants: after a transcription is
-// charged, the session is closed once the account's spend plus the
-// session's own outstanding response grants reaches the limit, so the
-// responses (settling within their grants) cannot take the account over
-// by more than the transcription.
-func TestTranscriptionChargeCountsHeldGrants(t *testing.T) {
-	ctx := context.Background()
-	st := memory.New()
-	tier := testTier()
-	g := &Governance{Store: st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewGovMetrics(nil)}
-	rec := &store.Session{ID: "vgs_held", User: "hal", Tier: tier.Name, Model: "gpt-realtime",
-		Limits: store.Limits{BudgetNanoUSD: 1_000_000}, ExpiresAt: time.Now().Add(time.Hour)}
-	v := g.Govern(rec).(*governor)
-	var closed []string
-	v.Bind(Binding{Close: func(reason, _ string) { closed = append(closed, reason) }})
-	tr := func(id string, cost int64) {
-		v.TranscriptionDone(ctx, store.LedgerEntry{SessionID: rec.ID, ResponseID: store.TranscriptionResponseID(id),
-			Kind: store.LedgerTranscription, CostNanoUSD: cost})
-	}
-	tr("item_1", 300_000)
-	if len(closed) != 0 {
-		t.Fatalf("closed at 300000 of 1000000: %v", closed)
-	}
-	v.mu.Lock()
-	v.byResp["resp_1"] = reservation{id: "res_1", granted: 500_000}
-	v.mu.Unlock()
-	tr("item_2", 100_000) // 400000 spent + 500000 held < limit
-	if len(closed) != 0 {
-		t.Fatalf("closed at 400000 spent + 500000 held: %v", closed)
-	}
-	tr("item_3", 100_000) // 500000 + 500000 = limit
-	if len(closed) != 1 || closed[0] != CodeBudgetExceeded {
-		t.Fatalf("closes %v; want budget_exceeded once spend + held grants reach the limit", closed)
-	}
-	if spent, _, _ := st.Spent(ctx, "session:"+rec.ID); spent != 500_000 {
-		t.Errorf("spent %d, want 500000", spent)
-	}
-	// No budget, nothing to charge: no account is touched.
-	free := &store.Session{ID: "vgs_free", Tier: tier.Name, ExpiresAt: time.Now().Add(time.Hour)}
-	fv := g.Govern(free).(*governor)
-	fv.Bind(Binding{Close: func(reason, _ string) { t.Errorf("unbudgeted session closed: %s", reason) }})
-	fv.TranscriptionDone(ctx, store.LedgerEntry{SessionID: free.ID, CostNanoUSD: 5})
 }

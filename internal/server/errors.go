@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -61,9 +62,13 @@ type envelopeError struct {
 // a generic 500; their detail goes only to the log.
 func toAPIError(err error) *apiError {
 	var ae *apiError
+	var ref *govern.Refusal
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &ref):
+		status, typ := ref.HTTP()
+		return &apiError{Status: status, Type: typ, Code: ref.Code, Message: ref.Message, Param: ref.Param, RetryAfter: ref.RetryAfter}
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("No such object.")
 	case errors.Is(err, store.ErrUnavailable):

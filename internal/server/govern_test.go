@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/voicegate/voicegate/internal/govern"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,18 +24,6 @@ import (
 	"github.com/voicegate/voicegate/internal/store/memory"
 )
 
-// relayAdapter drives *relay.Relay as the server's Relay.
-type relayAdapter struct{ r *relay.Relay }
-
-func (a relayAdapter) ServeSession(w http.ResponseWriter, req *http.Request, s *store.Session, beta bool, q url.Values, sid string) {
-	a.r.Serve(w, req, relay.Conn{Session: s, Beta: beta, Query: q, SafetyID: sid})
-}
-func (a relayAdapter) CloseSessions(m func(*store.Session) bool, c websocket.StatusCode, reason, msg string) int {
-	return a.r.CloseSessions(m, c, reason, msg)
-}
-func (a relayAdapter) IsLive(id string) bool              { return a.r.IsLive(id) }
-func (a relayAdapter) Shutdown(ctx context.Context) error { return a.r.Shutdown(ctx) }
-
 const simKey = "sk-sim-server-governance-test"
 
 // newGovEnv is the real server, relay and governance in front of the
@@ -52,11 +40,11 @@ func newGovEnv(t *testing.T, tier policy.Tier, leaseTTL time.Duration) *env {
 	simSrv := sim.New(sim.Options{APIKeys: []string{simKey}, Pace: sim.PaceFast})
 	up := httptest.NewServer(simSrv.Handler())
 	tier.Name = "default"
-	gov := &relay.Governance{Store: st, Tiers: map[string]policy.Tier{"default": tier}, Metrics: relay.NewGovMetrics(nil)}
-	rl := &relay.Relay{Upstream: up.URL + "/v1", APIKey: simKey, Store: st, Govern: gov.Govern, Instance: "test-1"}
+	gov := &govern.Governor{Store: st, Tiers: map[string]policy.Tier{"default": tier}, Metrics: govern.NewMetrics(nil), Instance: "test-1", LeaseTTL: leaseTTL}
+	rl := &relay.Relay{Upstream: up.URL + "/v1", APIKey: simKey, Governor: gov, Instance: "test-1"}
 	e := &env{t: t, st: st, clock: &clock{}, logs: nil}
-	e.srv = NewServer(Deps{Config: cfg, Store: st, Relay: relayAdapter{rl}, Instance: "test-1", LeaseTTL: leaseTTL,
-		Tier: gov.Tier, LimitRefused: gov.Metrics.Refused})
+	e.srv = NewServer(Deps{Config: cfg, Store: st, Relay: rl, Instance: "test-1", LeaseTTL: leaseTTL,
+		Govern: gov})
 	e.ts = httptest.NewServer(e.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

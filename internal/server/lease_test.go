@@ -1,11 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
+	"github.com/voicegate/voicegate/internal/govern"
 	"log/slog"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,7 +111,8 @@ func newLeaseEnv(t *testing.T, ttl time.Duration) (*env, *wipeStore) {
 	tier.Concurrency.PerUser = 1
 	e := &env{t: t, st: st, relay: newFakeRelay(), clock: &clock{}}
 	e.srv = NewServer(Deps{Config: cfg, Store: st, Relay: e.relay, Instance: "test-1", LeaseTTL: ttl,
-		Tier: func(string) policy.Tier { return tier }, Logger: slog.New(slog.DiscardHandler)})
+		Govern: &govern.Governor{Store: st, Tiers: map[string]policy.Tier{"default": tier}, Instance: "test-1", LeaseTTL: ttl},
+		Logger: slog.New(slog.DiscardHandler)})
 	e.ts = httptest.NewServer(e.srv)
 	t.Cleanup(e.ts.Close)
 	return e, st
@@ -217,49 +217,3 @@ func TestLeaseLostSlotTakenKeepsSession(t *testing.T) {
 	}
 }
 
-// downLeases is a memory store whose lease renewals fail as an unreachable
-// Redis's do, while down is set.
-type downLeases struct {
-	*memory.Store
-	down bool
-}
-
-func (d *downLeases) RenewLease(ctx context.Context, key, holder string, ttl time.Duration) error {
-	if d.down {
-		return store.ErrUnavailable
-	}
-	return d.Store.RenewLease(ctx, key, holder, ttl)
-}
-
-// TestLeaseRenewalOutageLoggedOnce: renewals failing every third of the
-// TTL while the store is down warn once per lease and outage, and say when
-// they succeed again.
-func TestLeaseRenewalOutageLoggedOnce(t *testing.T) {
-	ctx := t.Context()
-	st := &downLeases{Store: memory.New()}
-	var logs bytes.Buffer // one goroutine: renewLeases is called directly
-	s := &Server{Deps: Deps{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), LeaseTTL: time.Minute}}
-	ls := []lease{{key: "tok:vgs_o", holder: "h1", max: 1}}
-	if ok, err := st.AcquireLease(ctx, ls[0].key, "h1", 1, time.Minute); err != nil || !ok {
-		t.Fatalf("AcquireLease = %v, %v", ok, err)
-	}
-	sess := &store.Session{ID: "vgs_o"}
-	st.down = true
-	for range 5 {
-		s.renewLeases(ctx, sess, ls)
-	}
-	if n := strings.Count(logs.String(), "lease renewal failed"); n != 1 {
-		t.Errorf("%d warnings over 5 failed renewals, want 1:\n%s", n, logs.String())
-	}
-	st.down = false
-	s.renewLeases(ctx, sess, ls)
-	s.renewLeases(ctx, sess, ls)
-	if n := strings.Count(logs.String(), "lease renewed again"); n != 1 {
-		t.Errorf("%d recovery lines, want 1:\n%s", n, logs.String())
-	}
-	st.down = true
-	s.renewLeases(ctx, sess, ls)
-	if n := strings.Count(logs.String(), "lease renewal failed"); n != 2 {
-		t.Errorf("a second outage logged %d warnings in all, want 2", n)
-	}
-}

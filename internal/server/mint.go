@@ -178,7 +178,7 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 	if err := s.Store.Ping(r.Context()); err != nil {
 		return nil, "", fmt.Errorf("mint: %w: %w", store.ErrUnavailable, err)
 	}
-	if err := s.governMint(r.Context(), tierName, model, user, p.AppKeyID()); err != nil {
+	if err := s.Govern.AdmitMint(r.Context(), tierName, model, user, p.AppKeyID()); err != nil {
 		return nil, "", err
 	}
 
@@ -251,24 +251,13 @@ func pickTier(p auth.Principal, requested string) (string, error) {
 }
 
 // tier resolves a tier name to the policy that governs it, for the mint
-// as for the live session: Deps.Tier when set, else the configured tier
-// mapped by config.Tier.Policy. ok is false when no such tier is configured.
+// as for the live session: the governor's tier. ok is false when no such
+// tier is configured.
 func (s *Server) tier(name string) (policy.Tier, bool) {
-	ct, ok := s.Config.Tiers[name]
-	if !ok {
+	if _, ok := s.Govern.Tiers[name]; !ok {
 		return policy.Tier{}, false
 	}
-	if s.Tier != nil {
-		return s.Tier(name), true
-	}
-	t, err := ct.Policy(name)
-	if err != nil {
-		// config.Validate refuses such a tier; a server built from an
-		// unvalidated config must not mint for it.
-		s.Logger.Error("tier does not map to a policy", "tier", name, "err", err)
-		return policy.Tier{}, false
-	}
-	return t, true
+	return s.Govern.Tier(name), true
 }
 
 // tokenTTL is the connect deadline of the token: expires_after (anchor

@@ -115,17 +115,14 @@ func TestMintPinsNormalizedConfig(t *testing.T) {
 	}
 }
 
-// TestMintUsesServerTier: with Deps.Tier set, the mint obeys that policy
+// TestMintUsesServerTier: the mint obeys the governor's tier the mint obeys that policy
 // (the one live governance uses), not a second reading of the config.
 func TestMintUsesServerTier(t *testing.T) {
 	e := newEnv(t, nil)
-	e.srv.Tier = func(name string) policy.Tier {
-		t := policy.DefaultTier()
-		t.Name = name
-		t.AllowedVoices = []string{"marin"}
-		t.AllowedModels = []string{"gpt-realtime-mini"}
-		return t
-	}
+	tier := policy.DefaultTier()
+	tier.AllowedVoices = []string{"marin"}
+	tier.AllowedModels = []string{"gpt-realtime-mini"}
+	e.srv.Govern.Tiers["default"] = tier
 	status, out := e.do("POST", "/v1/realtime/client_secrets", testAdmin, `{"session":{"audio":{"output":{"voice":"alloy"}}}}`)
 	if code, _ := errOf(out); status != 400 || code != "voice_not_allowed" {
 		t.Fatalf("voice the server tier forbids: %d %v", status, out)

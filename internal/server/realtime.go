@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/store"
@@ -56,7 +55,8 @@ func safetyID(user string) string {
 
 // handleRealtime authenticates a WebSocket session and hands it to the
 // relay: origin, token, session state and expiry, model, then the
-// one-live-connection lease held (and renewed) for the connection's life.
+// governor's admission (one live connection per token, connect rate,
+// concurrency caps), held and renewed for the connection's life.
 func handleRealtime(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.admit(r)
@@ -73,47 +73,20 @@ func handleRealtime(s *Server) http.Handler {
 			writeError(w, r, s.Logger, err)
 			return
 		}
-		key := "tok:" + sess.ID
-		ok, err := s.Store.AcquireLease(r.Context(), key, holder, 1, s.LeaseTTL)
+		adm, err := s.Govern.Admit(r.Context(), sess, holder)
 		if err != nil {
-			writeError(w, r, s.Logger, errors.Join(store.ErrUnavailable, err))
-			return
-		}
-		if !ok {
-			writeError(w, r, s.Logger, &apiError{Status: http.StatusConflict, Type: "invalid_request_error", Code: "session_in_use",
-				Message: "This session token already has a live connection."})
-			return
-		}
-		gov, err := s.governConnect(r.Context(), sess, holder)
-		if err != nil {
-			if err := s.Store.ReleaseLease(context.WithoutCancel(r.Context()), key, holder); err != nil {
-				s.Logger.Warn("lease release failed", "session_id", sess.ID, "err", err)
-			}
 			writeError(w, r, s.Logger, err)
 			return
 		}
 		ctx, stop := context.WithCancel(context.WithoutCancel(r.Context()))
-		renewed := make(chan struct{})
-		all := append([]lease{{key: key, holder: holder, max: 1}}, gov...)
-		go func() { // owner: this handler; exits when stop is called below
-			defer close(renewed)
-			t := time.NewTicker(s.LeaseTTL / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if s.renewLeases(ctx, sess, all) {
-						s.restoreRecord(ctx, sess)
-					}
-				}
-			}
+		held := make(chan struct{})
+		go func() { // owner: this handler; returns when stop is called below
+			defer close(held)
+			adm.Hold(ctx)
 		}()
 		defer func() {
 			stop()
-			<-renewed
-			s.releaseLeases(context.WithoutCancel(r.Context()), sess.ID, all)
+			<-held
 		}()
 		s.Relay.ServeSession(w, r, sess, isBeta(r), r.URL.Query(), safetyID(sess.User))
 	})

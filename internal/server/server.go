@@ -19,7 +19,7 @@ import (
 
 	"github.com/voicegate/voicegate/internal/auth"
 	"github.com/voicegate/voicegate/internal/config"
-	"github.com/voicegate/voicegate/internal/policy"
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -58,14 +58,10 @@ type Deps struct {
 	// LeaseTTL bounds how long a crashed instance holds a token's
 	// connection slot; the lease is renewed every LeaseTTL/3. 0 = 15s.
 	LeaseTTL time.Duration
-	// Tier, when set, returns the governing tier of a session's tier name
-	// and enables connect governance: the per-user connect rate and the
-	// per-user, per-app-key and per-instance concurrency caps. nil admits
-	// every authenticated connection (one per token).
-	Tier func(name string) policy.Tier
-	// LimitRefused, when set, counts a refusal by a governing limit (for
-	// vg_limit_refusals_total).
-	LimitRefused func(limit, tier, model string)
+	// Govern admits mints and connections (rate limits, concurrency caps,
+	// the one-live-connection lease) and resolves tiers; nil builds one
+	// on Store from the configured tiers.
+	Govern *govern.Governor
 }
 
 // Server is the gateway's HTTP handler. It also owns the revocation
@@ -95,6 +91,15 @@ func NewServer(d Deps) *Server {
 	}
 	if d.LeaseTTL == 0 {
 		d.LeaseTTL = 15 * time.Second
+	}
+	if d.Govern == nil {
+		tiers, err := d.Config.PolicyTiers()
+		if err != nil {
+			// config.Validate refuses such tiers; an unvalidated config
+			// gets the tiers that map.
+			d.Logger.Error("configured tiers do not map to policies", "err", err)
+		}
+		d.Govern = &govern.Governor{Store: d.Store, Tiers: tiers, Logger: d.Logger, Instance: d.Instance, LeaseTTL: d.LeaseTTL, Now: d.Now}
 	}
 	s := &Server{Deps: d, metrics: newMetrics(d.Registry)}
 	s.h = s.handler()
