@@ -77,8 +77,8 @@ func (s *Session) inputLocked() int {
 }
 
 // audioBytes is the decoded size of the base64 "audio" of an
-// input_audio_buffer.append (an upper bound: padding is counted). A frame
-// whose audio cannot be found counts whole.
+// input_audio_buffer.append. A frame whose audio cannot be found counts
+// whole (an upper bound).
 func audioBytes(frame []byte) int64 {
 	i := bytes.Index(frame, []byte(`"audio"`))
 	if i < 0 {
@@ -95,7 +95,12 @@ func audioBytes(frame []byte) int64 {
 	if end < 0 {
 		return int64(len(frame)) * 3 / 4
 	}
-	return (int64(end)*3 + 3) / 4
+	b64 := frame[j+1 : j+1+end]
+	pad := int64(0)
+	for k := len(b64) - 1; k >= 0 && pad < 2 && b64[k] == '='; k-- {
+		pad++
+	}
+	return (int64(len(b64))*3+3)/4 - pad
 }
 
 // formatPer100ms maps a session object's input audio format (GA
