@@ -223,11 +223,19 @@ func (s *Session) settle(ctx context.Context, r *reservation, cost int64) {
 }
 
 // exhausted reports whether an account's spend (reservations of other
-// sessions aside, since they may be released) leaves less than a minimal
-// response with input estimate in; it audits which account it was.
+// sessions aside, since they may be released) leaves less than the least
+// the session can do: a minimal response with input estimate in, or, in a
+// transcription session, transcribing a tenth of a second; it audits which
+// account it was.
 func (s *Session) exhausted(ctx context.Context, accounts []store.BudgetAccount, in int) bool {
 	g := s.g
 	minCost := g.prices().MaxCost(s.rec.Model, g.minOut(), in)
+	if isTranscription(decodeObject(s.rec.Config)) {
+		s.mu.Lock()
+		model := s.trModelLocked()
+		s.mu.Unlock()
+		minCost = s.transcriptionBound(model, 100)
+	}
 	charged, settled := g.local.snapshot(accounts), g.spoolEmpty()
 	remaining := make([]int64, len(accounts))
 	var out bool

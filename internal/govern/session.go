@@ -192,6 +192,9 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 		s.mu.Lock()
 		s.in.append(frame)
 		s.mu.Unlock()
+		if ref := s.holdTranscription(ctx, d.EventID); ref != nil {
+			return nil, ref.Event()
+		}
 		return frame, nil
 	case "input_audio_buffer.commit":
 		s.mu.Lock()
@@ -221,11 +224,21 @@ func (s *Session) Upstream(ctx context.Context, eventType string, frame []byte) 
 	case realtime.TypeSessionCreated, realtime.TypeSessionUpdated, "transcription_session.created", "transcription_session.updated":
 		return s.sessionConfig(frame)
 	case "input_audio_buffer.committed":
-		s.committed(ctx)
+		s.committed(ctx, frame)
 	case "input_audio_buffer.cleared":
 		s.mu.Lock()
 		s.in.bufBytes = 0
+		holds := s.tr.buf
+		s.tr.buf, s.tr.held = nil, 0
 		s.mu.Unlock()
+		s.releaseTranscriptionHolds(ctx, holds)
+	case "conversation.item.input_audio_transcription.failed":
+		var ev struct {
+			ItemID string `json:"item_id"`
+		}
+		if json.Unmarshal(frame, &ev) == nil {
+			s.releaseTranscriptionHolds(ctx, s.takeItemHolds(ev.ItemID))
+		}
 	case realtime.TypeResponseCreated:
 		s.responseCreated(ctx, frame)
 	case realtime.TypeResponseDone:
@@ -238,13 +251,18 @@ func (s *Session) Upstream(ctx context.Context, eventType string, frame []byte) 
 	return frame
 }
 
-// Outstanding reports how many responses were sent upstream and are not
-// done (asked for and not yet created or rejected, or running), and a
+// Outstanding reports how many billed things upstream owes the session:
+// responses sent and not done (asked for and not yet created or rejected,
+// or running) and committed audio awaiting its transcription; and a
 // channel closed once there are none.
 func (s *Session) Outstanding() (int, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending) + len(s.byResp), s.idle
+	return s.outstandingLocked(), s.idle
+}
+
+func (s *Session) outstandingLocked() int {
+	return len(s.pending) + len(s.byResp) + len(s.tr.items)
 }
 
 // Abandon is called when the client is gone while the upstream side stays
@@ -260,7 +278,7 @@ func (s *Session) Abandon(ctx context.Context) bool {
 	for id := range s.byResp {
 		ids = append(ids, id)
 	}
-	n := len(s.pending) + len(s.byResp)
+	n := s.outstandingLocked()
 	s.mu.Unlock()
 	for _, id := range ids {
 		s.cancel(ctx, id)
@@ -287,7 +305,12 @@ func (s *Session) Close(ctx context.Context) {
 		s.g.logger().Warn("response never finished upstream; its reservation is released unmetered", "session_id", s.rec.ID, "response_id", id)
 		s.g.Metrics.error("response_not_finished")
 	}
+	held = append(held, s.tr.buf...)
+	for _, h := range s.tr.items {
+		held = append(held, h...)
+	}
 	s.pending, s.byResp = nil, map[string]*reservation{}
+	s.tr.buf, s.tr.held, s.tr.items = nil, 0, nil
 	s.setIdleLocked()
 	s.mu.Unlock()
 	for _, r := range held {
@@ -303,7 +326,7 @@ func (s *Session) Close(ctx context.Context) {
 // setIdleLocked keeps idle consistent with what is outstanding; s.mu is
 // held.
 func (s *Session) setIdleLocked() {
-	n := len(s.pending) + len(s.byResp)
+	n := s.outstandingLocked()
 	select {
 	case <-s.idle:
 		if n > 0 {

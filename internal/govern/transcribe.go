@@ -3,6 +3,7 @@ package govern
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/voicegate/voicegate/internal/realtime"
 	"github.com/voicegate/voicegate/internal/store"
@@ -14,17 +15,143 @@ import (
 // token- or duration-billed. Each is one ledger entry: Kind
 // store.LedgerTranscription, ResponseID "transcription:<item_id>", the
 // transcription model in force and its cost; the store's (session,
-// response id) key makes it exactly once. Nothing is reserved before a
-// transcription, so it is charged when its usage arrives, and once an
-// account's spend plus the session's outstanding response grants reaches
-// its limit the session ends with budget_exceeded: the account ends over
-// its limit by less than this one transcription.
+// response id) key makes it exactly once.
+//
+// Upstream transcribes every commit on its own, so the governor reserves
+// as the audio accumulates: while transcription is on, every append
+// that takes the buffer's worst-case transcription cost past what the
+// buffer holds reserves the difference (at least five seconds' worth, so
+// the store sees one reservation per five seconds of speech, not one per
+// frame). An append the budget cannot cover is refused with
+// budget_exceeded. At the commit the buffer's holds pass to its item, and
+// the item's transcription settles them at its exact cost (a failed one
+// releases them). A transcription no hold covers (the model became known
+// only after the audio) is charged after the fact.
+
+// transcriptionChunkMs is the least audio one transcription hold covers.
+const transcriptionChunkMs = 5000
 
 // transcription is a session's view of its input transcription model: the
 // model of the last session config upstream confirmed; guarded by s.mu.
 type transcription struct {
 	known bool   // a session config said
 	model string // "" when transcription is off or the model unknown
+	// buf holds the reservations of the audio in the input buffer, held
+	// the sum of their grants; items holds those of committed items
+	// awaiting their transcription, by item id.
+	buf   []*reservation
+	held  int64
+	items map[string][]*reservation
+}
+
+// modelLocked is the transcription model in force ("" when off); s.mu is
+// held.
+func (s *Session) trModelLocked() string {
+	if s.tr.known {
+		return s.tr.model
+	}
+	m, _ := transcriptionModel(s.rec.Config)
+	return m
+}
+
+// transcriptionBound is the worst-case cost of transcribing ms of audio
+// with model: ten audio tokens a second in, ten text tokens a second out
+// (and a few more for each), or the seconds rounded up plus one when the
+// model is billed by duration; 0 when the model has no price.
+func (s *Session) transcriptionBound(model string, ms int64) int64 {
+	tokens := (ms+99)/100 + itemTokens
+	u := store.Usage{InputAudioTokens: tokens, InputTokens: tokens, OutputTextTokens: tokens + 4*itemTokens,
+		OutputTokens: tokens + 4*itemTokens, AudioSeconds: (ms+999)/1000 + 1}
+	cost, ok := s.g.prices().Cost(model, u)
+	if !ok {
+		return 0
+	}
+	return cost + 1
+}
+
+// holdTranscription reserves for the transcription of the audio buffered
+// so far when what the buffer holds does not cover it. It refuses the
+// append (eventID) when the budget cannot.
+func (s *Session) holdTranscription(ctx context.Context, eventID string) *Refusal {
+	s.mu.Lock()
+	model := s.trModelLocked()
+	if model == "" {
+		s.mu.Unlock()
+		return nil
+	}
+	per := s.in.per100ms
+	if per <= 0 {
+		per = pcm16Per100ms
+	}
+	ms := s.in.bufBytes * 100 / per
+	need := s.transcriptionBound(model, ms) - s.tr.held
+	if need <= 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	want := max(need, s.transcriptionBound(model, ms+transcriptionChunkMs)-s.tr.held)
+	s.seq++
+	id := fmt.Sprintf("%s/t%d", s.rec.ID, s.seq)
+	s.mu.Unlock()
+
+	accounts := Accounts(s.rec, s.tier, s.g.now())
+	if len(accounts) == 0 {
+		return nil
+	}
+	res, local, ref := s.hold(ctx, id, accounts, want, need, eventID)
+	if ref != nil {
+		return ref
+	}
+	if res.Granted == 0 {
+		ref := budgetExceeded(eventID)
+		ref.Message = "the remaining budget cannot afford transcribing more audio"
+		s.refused(ctx, ref, map[string]any{"remaining_nanousd": res.Remaining, "local": local, "transcription": true})
+		s.mu.Lock()
+		outstanding := len(s.pending) + len(s.byResp)
+		s.mu.Unlock()
+		if !local && outstanding == 0 {
+			s.end(budgetSpent())
+		}
+		return ref
+	}
+	s.g.Metrics.reservedAdd(s.tier.Name, model, res.Granted)
+	r := &reservation{id: id, local: local, granted: res.Granted, accounts: accounts}
+	s.mu.Lock()
+	s.tr.buf = append(s.tr.buf, r)
+	s.tr.held += res.Granted
+	s.mu.Unlock()
+	return nil
+}
+
+// transcriptionCommitted passes the buffer's holds to the committed item.
+// s.mu is held.
+func (s *Session) transcriptionCommittedLocked(itemID string) {
+	if len(s.tr.buf) == 0 {
+		return
+	}
+	if s.tr.items == nil {
+		s.tr.items = map[string][]*reservation{}
+	}
+	s.tr.items[itemID] = append(s.tr.items[itemID], s.tr.buf...)
+	s.tr.buf, s.tr.held = nil, 0
+}
+
+// releaseTranscriptionHolds gives back holds whose audio will not be
+// transcribed (a cleared buffer, a failed transcription).
+func (s *Session) releaseTranscriptionHolds(ctx context.Context, holds []*reservation) {
+	for _, r := range holds {
+		s.release(ctx, r)
+	}
+}
+
+// takeItemHolds removes and returns the holds of item.
+func (s *Session) takeItemHolds(itemID string) []*reservation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.tr.items[itemID]
+	delete(s.tr.items, itemID)
+	s.setIdleLocked()
+	return h
 }
 
 // transcriptionModel reads the transcription model of a session object in
@@ -89,9 +216,11 @@ func (s *Session) transcriptionCompleted(ctx context.Context, frame []byte) {
 		}
 	}
 	s.mu.Unlock()
+	holds := s.takeItemHolds(ev.ItemID)
 	e := s.entry(store.TranscriptionResponseID(ev.ItemID), store.LedgerTranscription, model, "completed", tu.Flat())
 	inserted, err := s.record(ctx, e)
 	if !inserted && err == nil {
+		s.releaseTranscriptionHolds(ctx, holds)
 		return // a duplicate: metered already
 	}
 	s.g.Metrics.metered(e.Model, e.Tier, e.Status, e.CostNanoUSD, false)
@@ -100,49 +229,29 @@ func (s *Session) transcriptionCompleted(ctx context.Context, frame []byte) {
 	s.totals.CostNanoUSD += e.CostNanoUSD
 	s.totals.Transcriptions++
 	s.mu.Unlock()
-	s.chargeTranscription(ctx, e)
+	s.chargeTranscription(ctx, e, holds)
 }
 
-// chargeTranscription charges a transcription's cost to the session's
-// budget accounts and ends the session once one is spent.
-func (s *Session) chargeTranscription(ctx context.Context, e store.LedgerEntry) {
-	accounts := Accounts(s.rec, s.tier, s.g.now())
-	if len(accounts) == 0 || e.CostNanoUSD <= 0 {
-		return
+// chargeTranscription settles a transcription's holds at its exact cost
+// (the first hold takes the cost, the others are released), or charges
+// the cost when nothing held for it, and ends the session once its
+// budget cannot pay for a minimal response any more.
+func (s *Session) chargeTranscription(ctx context.Context, e store.LedgerEntry, holds []*reservation) {
+	if len(holds) > 0 {
+		s.settle(ctx, holds[0], e.CostNanoUSD)
+		s.releaseTranscriptionHolds(ctx, holds[1:])
+	} else if e.CostNanoUSD > 0 {
+		s.settle(ctx, &reservation{}, e.CostNanoUSD)
 	}
-	err := s.g.Store.Charge(ctx, accounts, e.CostNanoUSD)
-	s.g.local.done(accounts, 0, e.CostNanoUSD)
-	if err != nil {
-		s.g.logger().Error("transcription charge failed", "session_id", s.rec.ID, "response_id", e.ResponseID, "err", err)
-		return
-	}
-	held := s.heldGrants()
-	for _, a := range accounts {
-		spent, _, err := s.g.Store.Spent(ctx, a.Key)
-		if err != nil {
-			s.g.logger().Debug("budget read failed", "session_id", s.rec.ID, "err", err)
-			return
-		}
-		if spent+held >= a.LimitNano {
-			s.g.Metrics.Refused("budget", s.tier.Name, s.rec.Model)
-			s.g.audit(ctx, s.rec, "limit", map[string]any{"limit": "budget", "account": accountKind(a.Key), "spent_nanousd": spent})
-			s.end(budgetSpent())
-			return
-		}
-	}
-}
-
-// heldGrants sums the budget this session holds for responses sent or
-// running.
-func (s *Session) heldGrants() int64 {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n int64
-	for _, r := range s.pending {
-		n += r.granted
+	outstanding := len(s.pending) + len(s.byResp)
+	in := s.inputLocked()
+	s.mu.Unlock()
+	if outstanding > 0 {
+		return // the response's settlement decides
 	}
-	for _, r := range s.byResp {
-		n += r.granted
+	if accounts := Accounts(s.rec, s.tier, s.g.now()); len(accounts) > 0 && s.exhausted(ctx, accounts, in) {
+		s.g.Metrics.Refused("budget", s.tier.Name, s.rec.Model)
+		s.end(budgetSpent())
 	}
-	return n
 }

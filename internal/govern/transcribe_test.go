@@ -3,12 +3,11 @@ package govern
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/voicegate/voicegate/internal/policy"
 	"github.com/voicegate/voicegate/internal/store"
-	"github.com/voicegate/voicegate/internal/store/memory"
 )
 
 func TestTranscriptionModelOfConfig(t *testing.T) {
@@ -36,46 +35,62 @@ func TestTranscriptionModelOfConfig(t *testing.T) {
 	}
 }
 
-// TestTranscriptionChargeCountsHeldGrants: after a transcription is
-// charged, the session is closed once the account's spend plus the
-// session's own outstanding response grants reaches the limit, so the
-// responses (settling within their grants) cannot take the account over
-// by more than the transcription.
-func TestTranscriptionChargeCountsHeldGrants(t *testing.T) {
+// TestTranscriptionHeldAsAudioAccumulates: with transcription on, the
+// audio's worst-case transcription cost is reserved as it is appended (in
+// chunks, not per frame), settled at the exact cost by the item's
+// transcription, and an append the budget cannot cover is refused and
+// ends a session that has nothing else running.
+func TestTranscriptionHeldAsAudioAccumulates(t *testing.T) {
 	ctx := context.Background()
-	st := memory.New()
-	tier := testTier()
-	g := &Governor{Store: st, Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: NewMetrics(nil)}
-	rec := &store.Session{ID: "vgs_held", User: "hal", Tier: tier.Name, Model: "gpt-realtime",
-		Limits: store.Limits{BudgetNanoUSD: 1_000_000}, ExpiresAt: time.Now().Add(time.Hour)}
-	var closed []string
-	v := g.Open(rec, Hooks{End: func(r *Refusal) { closed = append(closed, r.Code) }})
-	tr := func(id string, cost int64) {
-		v.chargeTranscription(ctx, store.LedgerEntry{SessionID: rec.ID, ResponseID: store.TranscriptionResponseID(id),
-			Kind: store.LedgerTranscription, CostNanoUSD: cost})
+	cfg := `{"type":"transcription","audio":{"input":{"turn_detection":null,"transcription":{"model":"whisper-1"}}}}`
+	perSecond := int64(100_000) // whisper-1: 0.006 USD a minute
+	w := newWire(t, cfg, store.Limits{BudgetNanoUSD: 10 * perSecond}, false)
+	appendMs := func(ms int) []byte {
+		var last []byte
+		for range ms / 20 {
+			_, last = w.s.Client(ctx, []byte(`{"type":"input_audio_buffer.append","event_id":"evt_a","audio":"`+strings.Repeat("A", 1280)+`"}`))
+		}
+		return last
 	}
-	tr("item_1", 300_000)
-	if len(closed) != 0 {
-		t.Fatalf("closed at 300000 of 1000000: %v", closed)
+	appendMs(1000)
+	held := w.reserved()
+	if held < 2*perSecond || held > 8*perSecond {
+		t.Fatalf("after 1 s of audio %d held; want the bound of a few seconds (one chunk)", held)
 	}
-	v.mu.Lock()
-	v.byResp["resp_1"] = &reservation{id: "res_1", granted: 500_000}
-	v.mu.Unlock()
-	tr("item_2", 100_000) // 400000 spent + 500000 held < limit
-	if len(closed) != 0 {
-		t.Fatalf("closed at 400000 spent + 500000 held: %v", closed)
+	w.up(`{"type":"input_audio_buffer.committed","item_id":"item_1"}`)
+	if n, _ := w.s.Outstanding(); n != 1 {
+		t.Errorf("outstanding %d, want the item awaiting its transcription", n)
 	}
-	tr("item_3", 100_000) // 500000 + 500000 = limit
-	if len(closed) != 1 || closed[0] != CodeBudgetExceeded {
-		t.Fatalf("closes %v; want budget_exceeded once spend + held grants reach the limit", closed)
+	w.up(`{"type":"conversation.item.input_audio_transcription.completed","item_id":"item_1","content_index":0,"transcript":"hi","usage":{"type":"duration","seconds":1}}`)
+	spent, reserved, _ := w.st.Spent(ctx, "session:vgs_w")
+	if spent != perSecond || reserved != 0 {
+		t.Fatalf("spent %d reserved %d, want %d and 0", spent, reserved, perSecond)
 	}
-	if spent, _, _ := st.Spent(ctx, "session:"+rec.ID); spent != 500_000 {
-		t.Errorf("spent %d, want 500000", spent)
+	// 9 s left: a long turn runs out; the refusal ends the idle session.
+	if last := appendMs(12_000); !strings.Contains(string(last), CodeBudgetExceeded) || !strings.Contains(string(last), "evt_a") {
+		t.Fatalf("last append answered %s, want budget_exceeded", last)
 	}
-	// No budget, nothing to charge: no account is touched.
-	free := &store.Session{ID: "vgs_free", Tier: tier.Name, ExpiresAt: time.Now().Add(time.Hour)}
-	fv := g.Open(free, Hooks{End: func(r *Refusal) { t.Errorf("unbudgeted session closed: %s", r.Code) }})
-	fv.chargeTranscription(ctx, store.LedgerEntry{SessionID: free.ID, CostNanoUSD: 5})
+	if len(w.ended) == 0 || w.ended[0] != CodeBudgetExceeded {
+		t.Errorf("ended %v", w.ended)
+	}
+	if spent, reserved, _ := w.st.Spent(ctx, "session:vgs_w"); spent+reserved > 10*perSecond {
+		t.Errorf("spent %d + reserved %d over the budget", spent, reserved)
+	}
+	w.s.Close(ctx)
+	if _, reserved, _ := w.st.Spent(ctx, "session:vgs_w"); reserved != 0 {
+		t.Errorf("reserved %d after Close", reserved)
+	}
+	// A cleared buffer and a failed transcription give their holds back.
+	w2 := newWire(t, cfg, store.Limits{BudgetNanoUSD: 10 * perSecond}, false)
+	w, w2 = w2, w
+	appendMs(500)
+	w.up(`{"type":"input_audio_buffer.cleared"}`)
+	appendMs(500)
+	w.up(`{"type":"input_audio_buffer.committed","item_id":"item_2"}`)
+	w.up(`{"type":"conversation.item.input_audio_transcription.failed","item_id":"item_2","content_index":0,"error":{"message":"x"}}`)
+	if spent, reserved, _ := w.st.Spent(ctx, "session:vgs_w"); spent != 0 || reserved != 0 {
+		t.Errorf("spent %d reserved %d after a clear and a failure", spent, reserved)
+	}
 }
 
 func testTier() policy.Tier {

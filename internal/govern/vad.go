@@ -195,11 +195,18 @@ func (s *Session) sessionConfig(frame []byte) []byte {
 }
 
 // committed handles input_audio_buffer.committed: the buffered audio
-// joins the context, and a turn the server's turn detection committed gets
-// its response from the governor.
-func (s *Session) committed(ctx context.Context) {
+// joins the context (its transcription holds pass to the item), and a
+// turn the server's turn detection committed gets its response from the
+// governor.
+func (s *Session) committed(ctx context.Context, frame []byte) {
+	var ev struct {
+		ItemID string `json:"item_id"`
+	}
+	_ = json.Unmarshal(frame, &ev)
 	s.mu.Lock()
 	s.in.commit()
+	s.transcriptionCommittedLocked(ev.ItemID)
+	s.setIdleLocked()
 	if s.vad.clientCommits > 0 {
 		s.vad.clientCommits--
 		s.mu.Unlock()

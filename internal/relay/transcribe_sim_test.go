@@ -118,8 +118,9 @@ func voiceTurn(ctx context.Context, c *client, ms int, respond bool) (itemID str
 	for !sawTr || (respond && !sawDone) {
 		_, b, err := c.c.Read(ctx)
 		if err != nil {
-			c.t.Fatalf("voice turn: %v", err)
+			c.t.Fatalf("voice turn: %v; frames %v", err, tail(c.frames, 3))
 		}
+		c.frames = append(c.frames, string(b))
 		switch typ, _ := realtime.EventType(b); typ {
 		case realtime.TypeResponseDone:
 			sawDone = true
@@ -209,25 +210,31 @@ func TestTranscriptionSessionMetered(t *testing.T) {
 	}
 }
 
-// TestTranscriptionChargesBudget: transcriptions are charged to the
-// session's budget after the fact; once it is spent the session is closed
-// with budget_exceeded, having overspent by less than one transcription.
+// TestTranscriptionChargesBudget: transcriptions are reserved as the
+// audio accumulates and settled at their exact cost; once the budget
+// cannot hold the next second of audio, the append is refused and the
+// session closed with budget_exceeded, never over its budget.
 func TestTranscriptionChargesBudget(t *testing.T) {
 	cfg := `{"type":"transcription","audio":{"input":{"turn_detection":null,"transcription":{"model":"whisper-1"}}}}`
 	tier := testTier()
 	g := &govern.Governor{Tiers: map[string]policy.Tier{tier.Name: tier}, Metrics: govern.NewMetrics(nil)}
-	const budget = 250_000 // 2.5 s of whisper-1
+	const budget = 550_000 // 5.5 s of whisper-1
 	h := newTrSimHarness(t, cfg, g, store.Limits{BudgetNanoUSD: budget})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := h.dial(ctx, t, "intent=transcription")
 	voiceTurn(ctx, c, 1000, false) // 100000
 	voiceTurn(ctx, c, 1000, false) // 200000
-	// Charged before the client sees the transcription: no wait.
-	if spent, _, _ := h.st.Spent(ctx, "session:"+h.sess.ID); spent != 200_000 {
-		t.Fatalf("spent after two turns = %d, want 200000", spent)
+	// Settled before the client sees the transcription: no wait.
+	if spent, reserved, _ := h.st.Spent(ctx, "session:"+h.sess.ID); spent != 200_000 || reserved != 0 {
+		t.Fatalf("after two turns spent %d reserved %d, want 200000 and 0", spent, reserved)
 	}
-	voiceTurn(ctx, c, 1000, false) // 300000: over budget by one turn
+	// Speak on: the appends the budget cannot hold are refused.
+	for range 100 {
+		if err := c.c.Write(ctx, websocket.MessageText, []byte(audioAppend(100))); err != nil {
+			break
+		}
+	}
 	ce, errs := c.closed(ctx)
 	if ce.Code != websocket.StatusPolicyViolation || len(errs) == 0 || errs[len(errs)-1].Error.Code != govern.CodeBudgetExceeded {
 		t.Errorf("close %v, errors %+v; want 1008 budget_exceeded", ce, errs)
@@ -238,9 +245,9 @@ func TestTranscriptionChargesBudget(t *testing.T) {
 		t.Fatal("Serve did not return")
 	}
 	byID := h.ledgerEqualsSim(t)
-	spent, _, _ := h.st.Spent(ctx, "session:"+h.sess.ID)
-	if spent != sumCost(byID) || spent != 300_000 || spent-budget >= 100_000 {
-		t.Errorf("spent %d, ledger %d, budget %d", spent, sumCost(byID), budget)
+	spent, reserved, _ := h.st.Spent(ctx, "session:"+h.sess.ID)
+	if spent != sumCost(byID) || spent > budget || reserved != 0 {
+		t.Errorf("spent %d, ledger %d, reserved %d, budget %d", spent, sumCost(byID), reserved, budget)
 	}
 }
 
