@@ -37,12 +37,15 @@ export function dump(kind, body) {
  * mint creates a client secret at the gateway with the app key (openai-node).
  * extra session fields are locked by the gateway for the session's life, so
  * a client that repeats them in session.update must mint them identically.
+ * body adds top-level fields of the request: voicegate's extensions
+ * (`limits`, `user`, `tier`).
  */
-export async function mint(extra = {}) {
+export async function mint(extra = {}, body = {}) {
   const client = new OpenAI({ apiKey: env('VG_APP_KEY'), baseURL: env('VG_BASE_URL') });
   const secret = await client.realtime.clientSecrets.create({
     expires_after: { anchor: 'created_at', seconds: 600 },
     session: { type: 'realtime', model: 'gpt-realtime', ...extra },
+    ...body,
   });
   dump('mint', secret);
   if (!secret.value?.startsWith('ek_vg_')) throw new Error('unexpected client secret shape');

@@ -181,9 +181,19 @@ type turnResult struct {
 	SawSpeechStarted bool           `json:"sawSpeechStarted"`
 }
 
-// runNode runs a gw script against the stack; dumpFile receives every body
-// and event the script received.
+// runNode runs a gw script that reports one turn against the stack;
+// dumpFile receives every body and event the script received.
 func (s *stack) runNode(t *testing.T, script, dumpFile string) turnResult {
+	t.Helper()
+	var r turnResult
+	s.runScript(t, script, dumpFile, &r)
+	return r
+}
+
+// runScript runs a gw script against the stack and decodes the JSON line it
+// prints last into out; dumpFile receives every body and event the script
+// received.
+func (s *stack) runScript(t *testing.T, script, dumpFile string, out any) {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
@@ -191,8 +201,6 @@ func (s *stack) runNode(t *testing.T, script, dumpFile string) turnResult {
 		}
 	}()
 	wsURL := "wss" + strings.TrimPrefix(s.base, "https") + "/v1/realtime"
-	var r turnResult
 	testenv.RunNode(t, testenv.RequireNodeDir(t), script, []string{"VG_BASE_URL=" + s.base + "/v1", "VG_WS_URL=" + wsURL,
-		"VG_APP_KEY=" + s.appKey, "DUMP_FILE=" + dumpFile, "NODE_EXTRA_CA_CERTS=" + s.caFile}, &r)
-	return r
+		"VG_APP_KEY=" + s.appKey, "DUMP_FILE=" + dumpFile, "NODE_EXTRA_CA_CERTS=" + s.caFile}, out)
 }
