@@ -268,3 +268,46 @@ func TestTurnDetectionNull(t *testing.T) {
 		}
 	})
 }
+
+// TestServerVADWithTranscription: server-VAD turns with input audio
+// transcription on, token-billed and duration-billed. Transcription is
+// billed upstream after every commit with no response.create to reserve
+// for, so the gateway reserves it as the audio accumulates: the budget
+// holds for responses and transcriptions alike (margin: none).
+func TestServerVADWithTranscription(t *testing.T) {
+	t.Parallel()
+	const budget = 0.02
+	cases := []struct {
+		name, transcriber string
+		speechMs          int
+	}{
+		{"gpt-4o-mini-transcribe-2s", "gpt-4o-mini-transcribe", 2000},
+		{"whisper-1-2s", "whisper-1", 2000},
+		{"whisper-1-30s", "whisper-1", 30_000},
+	}
+	forStores(t, func(t *testing.T, kind string) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				shape := "server VAD with transcription " + tc.name + " on " + kind
+				r := newRig(t, kind, rigOptions{})
+				m := r.mint(t, r.gw(0), mintReq{user: "tr-" + tc.name, budget: budget, session: map[string]any{
+					"audio": map[string]any{"input": map[string]any{"transcription": map[string]any{"model": tc.transcriber}}},
+				}})
+				c := connect(t, r.gw(1), m, shape)
+				loopTurns(t, shape, c, 100, vadTurn(c, tc.speechMs, false))
+				c.closeNormal()
+				r.checkMoney(t, shape, []minted{m})
+				transcriptions := 0
+				for _, e := range r.sim.Ledger() {
+					if e.Kind == "transcription" {
+						transcriptions++
+					}
+				}
+				if transcriptions == 0 {
+					t.Errorf("%s: the simulator billed no transcription", shape)
+				}
+			})
+		}
+	})
+}
