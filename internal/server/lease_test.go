@@ -216,4 +216,3 @@ func TestLeaseLostSlotTakenKeepsSession(t *testing.T) {
 		t.Fatal("the cap of 1 does not hold after the slot was taken back")
 	}
 }
-
