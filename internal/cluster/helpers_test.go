@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/voicegate/voicegate/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -26,23 +26,7 @@ const adminKey = "vg-admin-cluster-test-key-0123456789abcdef"
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vg-cluster-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "voicegate")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/voicegate/voicegate/cmd/voicegate").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build voicegate: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithVoicegate(m, &binary) }
 
 // simulator starts an in-process fast simulator and returns its /v1 URL,
 // its key and the server (for its ledger).

@@ -151,19 +151,12 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 	case policy.Refuse:
 		s.g.Metrics.Refused(d.Code, s.tier.Name, s.rec.Model)
 		s.g.audit(ctx, s.rec, "refusal", map[string]any{"code": d.Code, "event_type": d.Type, "param": d.Param})
-		return nil, d.ErrorEvent(realtime.NewID("event_"))
+		return nil, d.ErrorEvent()
 	case policy.Rewrite:
 		frame = d.Frame
 	}
-	now := s.g.now()
 	if n := s.tier.Rates.EventsPerSecond; n > 0 {
-		s.mu.Lock()
-		ok, retry := s.events.allow(now, store.PerSecond(n))
-		s.mu.Unlock()
-		if !ok {
-			r := rateLimited("events_per_second", retry, "rate limit events_per_second exceeded; retry after %.1f s", retry.Seconds())
-			r.EventID = d.EventID
-			s.refused(ctx, r, map[string]any{"retry_after_ms": retry.Milliseconds()})
+		if r := s.limit(ctx, &s.events, "events_per_second", store.PerSecond(n), d.EventID); r != nil {
 			return nil, r.Event()
 		}
 	}
@@ -173,13 +166,7 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 		frame = s.sessionUpdate(frame)
 	case realtime.TypeResponseCreate:
 		if n := s.tier.Rates.ResponsesPerMinute; n > 0 {
-			s.mu.Lock()
-			ok, retry := s.responses.allow(now, store.PerMinute(n))
-			s.mu.Unlock()
-			if !ok {
-				r := rateLimited("responses_per_minute", retry, "rate limit responses_per_minute exceeded; retry after %.1f s", retry.Seconds())
-				r.EventID = d.EventID
-				s.refused(ctx, r, map[string]any{"retry_after_ms": retry.Milliseconds()})
+			if r := s.limit(ctx, &s.responses, "responses_per_minute", store.PerMinute(n), d.EventID); r != nil {
 				return nil, r.Event()
 			}
 		}
@@ -337,6 +324,21 @@ func (s *Session) setIdleLocked() {
 			close(s.idle)
 		}
 	}
+}
+
+// limit applies one per-session rate limit to the event eventID; a
+// refusal is counted and audited.
+func (s *Session) limit(ctx context.Context, g *gcra, name string, l store.Limit, eventID string) *Refusal {
+	s.mu.Lock()
+	ok, retry := g.allow(s.g.now(), l)
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	r := rateLimited(name, retry, "rate limit %s exceeded; retry after %.1f s", name, retry.Seconds())
+	r.EventID = eventID
+	s.refused(ctx, r, map[string]any{"retry_after_ms": retry.Milliseconds()})
+	return r
 }
 
 // gcra is a per-session GCRA limiter. A session lives on one instance,

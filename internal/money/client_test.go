@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/voicegate/voicegate/internal/sim"
 	"math"
 	"net/http"
 	"strings"
@@ -375,49 +376,12 @@ func synth(ms int, f string, loud bool) []byte {
 		case "pcm":
 			out = binary.LittleEndian.AppendUint16(out, uint16(s))
 		case "pcmu":
-			out = append(out, mulaw(s))
+			out = append(out, sim.MuLaw(s))
 		case "pcma":
-			out = append(out, alaw(s))
+			out = append(out, sim.ALaw(s))
 		}
 	}
 	return out
-}
-
-// mulaw is G.711 μ-law encoding.
-func mulaw(s int16) byte {
-	const bias, clip = 0x84, 32635
-	x, sign := int(s), 0
-	if x < 0 {
-		x, sign = -x, 0x80
-	}
-	x = min(x, clip) + bias
-	exp := 7
-	for mask := 0x4000; x&mask == 0 && exp > 0; mask >>= 1 {
-		exp--
-	}
-	return ^byte(sign | exp<<4 | (x>>(exp+3))&0x0f)
-}
-
-// alaw is G.711 A-law encoding.
-func alaw(s int16) byte {
-	x, sign := int(s)>>3, 0x80
-	if x < 0 {
-		x, sign = -x-1, 0
-	}
-	var out int
-	if x < 32 {
-		out = x >> 1
-	} else {
-		exp := 1
-		for v := x >> 5; v > 1; v >>= 1 {
-			exp++
-		}
-		if exp > 7 {
-			exp, x = 7, 0xfff
-		}
-		out = exp<<4 | (x>>exp)&0x0f
-	}
-	return byte(out|sign) ^ 0x55
 }
 
 // appends cuts audio into chunkMs pieces and returns their append events.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/voicegate/voicegate/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -34,23 +35,7 @@ const (
 
 var voicegateBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vg-money-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	voicegateBin = filepath.Join(dir, "voicegate")
-	out, err := exec.Command("go", "build", "-o", voicegateBin, "github.com/voicegate/voicegate/cmd/voicegate").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build voicegate: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithVoicegate(m, &voicegateBin) }
 
 // Store kinds every shape runs on.
 const (

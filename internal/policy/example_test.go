@@ -28,7 +28,7 @@ func ExampleFirewall_Inspect() {
 	} {
 		d := fw.Inspect([]byte(frame))
 		if d.Action == policy.Refuse {
-			fmt.Printf("%s: %s\n", d.Action, d.ErrorEvent(""))
+			fmt.Printf("%s: %s %s (param %s, event %s)\n", d.Action, d.Code, d.Message, d.Param, d.EventID)
 			continue
 		}
 		fmt.Printf("%s: changes %v\n", d.Action, d.ChangedFields)
@@ -36,7 +36,7 @@ func ExampleFirewall_Inspect() {
 	// Output:
 	// model: gpt-realtime
 	// pass: changes [audio.output.voice]
-	// refuse: {"type":"error","error":{"type":"voicegate_error","code":"session_config_locked","message":"session.instructions is locked for this session and cannot be changed","param":"session.instructions","event_id":"ev_2"}}
+	// refuse: session_config_locked session.instructions is locked for this session and cannot be changed (param session.instructions, event ev_2)
 }
 
 func BenchmarkInspectAppend(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/voicegate/voicegate/internal/realtime"
 	"regexp"
 	"slices"
 	"sort"
@@ -60,28 +61,10 @@ type Decision struct {
 }
 
 // ErrorEvent renders a refusal as the OpenAI-shaped error event sent to the
-// client. serverEventID is the event's own id ("" omits it).
-func (d Decision) ErrorEvent(serverEventID string) []byte {
-	type body struct {
-		Type    string  `json:"type"`
-		Code    string  `json:"code"`
-		Message string  `json:"message"`
-		Param   *string `json:"param"`
-		EventID *string `json:"event_id"`
-	}
-	ev := struct {
-		Type    string `json:"type"`
-		EventID string `json:"event_id,omitempty"`
-		Error   body   `json:"error"`
-	}{Type: "error", EventID: serverEventID, Error: body{Type: "voicegate_error", Code: d.Code, Message: d.Message}}
-	if d.Param != "" {
-		ev.Error.Param = &d.Param
-	}
-	if d.EventID != "" {
-		ev.Error.EventID = &d.EventID
-	}
-	b, _ := json.Marshal(ev) // strings only: cannot fail
-	return b
+// client (realtime.RefusalEvent: the event gets its own event_id, the
+// client's is echoed in error.event_id).
+func (d Decision) ErrorEvent() []byte {
+	return realtime.RefusalEvent(d.Code, d.Message, d.Param, d.EventID)
 }
 
 // Firewall inspects client events of one session before they are relayed.

@@ -105,16 +105,34 @@ func DecodeErrorEvent(frame []byte) (ErrorEventData, error) {
 // "message":…,"event_id":clientEventID}}; event_id inside error is omitted
 // when clientEventID is empty.
 func ErrorEvent(code, message, clientEventID string) []byte {
-	b, err := json.Marshal(ErrorEventData{
-		Type:    TypeError,
-		EventID: NewID("event_"),
-		Error: ErrorPayload{
-			Type:    "voicegate_error",
-			Code:    code,
-			Message: message,
-			EventID: clientEventID,
-		},
-	})
+	return RefusalEvent(code, message, "", clientEventID)
+}
+
+// RefusalEvent is ErrorEvent naming the offending field: error.param is
+// param, or null when it is "". It is the one builder of the gateway's
+// error events.
+func RefusalEvent(code, message, param, clientEventID string) []byte {
+	var p *string
+	if param != "" {
+		p = &param
+	}
+	b, err := json.Marshal(struct {
+		Type    string `json:"type"`
+		EventID string `json:"event_id"`
+		Error   struct {
+			Type    string  `json:"type"`
+			Code    string  `json:"code"`
+			Message string  `json:"message"`
+			Param   *string `json:"param"`
+			EventID string  `json:"event_id,omitempty"`
+		} `json:"error"`
+	}{Type: TypeError, EventID: NewID("event_"), Error: struct {
+		Type    string  `json:"type"`
+		Code    string  `json:"code"`
+		Message string  `json:"message"`
+		Param   *string `json:"param"`
+		EventID string  `json:"event_id,omitempty"`
+	}{"voicegate_error", code, message, p, clientEventID}})
 	if err != nil { // unreachable: only strings are marshalled
 		panic(err)
 	}

@@ -88,6 +88,11 @@ func bytesPerMs(format string) int {
 	return 8
 }
 
+// MuLaw and ALaw encode one 16-bit sample in G.711 μ-law and A-law, for
+// clients (and tests) that synthesize telephony audio.
+func MuLaw(s int16) byte { return linearToMulaw(s) }
+func ALaw(s int16) byte  { return linearToAlaw(s) }
+
 // linearToMulaw is G.711 μ-law encoding.
 func linearToMulaw(s int16) byte {
 	const bias, clip = 0x84, 32635
