@@ -53,7 +53,7 @@ func (g *Governor) recoverPass(ctx context.Context, suspects map[string]time.Tim
 	if err != nil {
 		return 0, err
 	}
-	now := time.Now()
+	now := g.now()
 	seen := map[string]bool{}
 	n := 0
 	for _, rec := range live {
