@@ -298,19 +298,23 @@ func (s *Session) responseCreated(ctx context.Context, frame []byte) {
 	}
 	s.mu.Lock()
 	var r *reservation
+	adopt := false
 	if len(s.pending) > 0 {
 		r = s.pending[0]
 		s.pending = s.pending[1:]
 	} else {
 		r = &reservation{added: s.in.added, maxOut: s.in.boundOut(s.g.defaultMaxOut()), conv: ev.Response.ConversationID != nil}
-		s.g.Metrics.unreservedResponse(s.tier.Name, s.rec.Model)
-		s.g.logger().Warn("a response started upstream with no reservation; it is charged when done", "session_id", s.rec.ID, "response_id", ev.Response.ID)
+		adopt = s.h.Sideband
+		if !adopt {
+			s.g.Metrics.unreservedResponse(s.tier.Name, s.rec.Model)
+			s.g.logger().Warn("a response started upstream with no reservation; it is charged when done", "session_id", s.rec.ID, "response_id", ev.Response.ID)
+		}
 	}
 	s.byResp[ev.Response.ID] = r
 	gone := s.gone
 	s.setIdleLocked()
 	s.mu.Unlock()
-	if gone {
+	if gone || adopt && !s.adoptClientResponse(ctx, r) {
 		s.cancel(ctx, ev.Response.ID)
 	}
 }

@@ -25,6 +25,11 @@ type Hooks struct {
 	// non-fatal refusal of a turn the server's turn detection started);
 	// nil drops them.
 	Client func(frame []byte)
+	// Sideband is set when the governor sees the session through a
+	// sideband (a WebRTC call): the client's events reach upstream
+	// directly, Client is never called, and the governor corrects after
+	// the fact (sideband.go).
+	Sideband bool
 	// End ends the session as the gateway because of r (a fatal
 	// refusal): the client gets r.Event() and the session closes after its
 	// outstanding responses are settled. Later calls are ignored. nil
@@ -57,8 +62,9 @@ type Session struct {
 	byResp  map[string]*reservation // started upstream, not yet done
 	idle    chan struct{}           // closed while nothing is outstanding
 
-	in  inputEstimate
-	vad turnDetection
+	in          inputEstimate
+	vad         turnDetection
+	corrections int // consecutive sideband corrections (sideband.go)
 
 	totals Totals
 	tr     transcription
@@ -209,7 +215,7 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 func (s *Session) Upstream(ctx context.Context, eventType string, frame []byte) []byte {
 	switch eventType {
 	case realtime.TypeSessionCreated, realtime.TypeSessionUpdated, "transcription_session.created", "transcription_session.updated":
-		return s.sessionConfig(frame)
+		return s.sessionConfig(ctx, frame)
 	case "input_audio_buffer.committed":
 		s.committed(ctx, frame)
 	case "input_audio_buffer.cleared":

@@ -151,7 +151,7 @@ func (s *Session) sessionUpdate(frame []byte) []byte {
 // sessionConfig learns from upstream's session.created or session.updated
 // (the effective config: model, input format, output bound, transcription
 // model) and gives the client the turn detection it asked for.
-func (s *Session) sessionConfig(frame []byte) []byte {
+func (s *Session) sessionConfig(ctx context.Context, frame []byte) []byte {
 	ev := decodeObject(frame)
 	if ev == nil {
 		return frame
@@ -180,6 +180,12 @@ func (s *Session) sessionConfig(frame []byte) []byte {
 	}
 	mediate := s.vad.mediate
 	s.mu.Unlock()
+	if s.h.Sideband {
+		if session != nil {
+			s.correct(ctx, session)
+		}
+		return frame
+	}
 	if !mediate || session == nil {
 		return frame
 	}

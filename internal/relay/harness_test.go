@@ -84,6 +84,7 @@ func newHarness(t testing.TB, up *fakeUpstream, edit func(*store.Session)) *harn
 		Instance:    "test-1",
 		AbandonWait: 2 * time.Second,
 	}
+	h.relay.Governor.Logger = h.relay.Logger
 	now := time.Now()
 	h.sess = &store.Session{
 		ID: "vgs_test1", TokenHash: "deadbeef", TokenID: "tok_abc", User: "alice", Tier: "default",

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -31,32 +30,19 @@ type endCause struct {
 	message string // gateway only: the error event's message
 }
 
-// ending is what a gateway ending code means: the close code the client
-// gets (after an error event with the code) and the state the session
-// record keeps.
-type ending struct {
-	close websocket.StatusCode
-	state string // store.StateIdle: the token may reconnect until it expires
-}
-
-// endings is the one table of the gateway's session endings.
-var endings = map[string]ending{
-	govern.CodeSessionRevoked: {websocket.StatusPolicyViolation, store.StateRevoked},
-	govern.CodeSessionExpired: {websocket.StatusPolicyViolation, store.StateEnded},
-	govern.CodeBudgetExceeded: {websocket.StatusPolicyViolation, store.StateEnded},
-	govern.CodeIdleTimeout:    {websocket.StatusPolicyViolation, store.StateIdle},
-	"going_away":              {websocket.StatusGoingAway, store.StateIdle},
-	"upstream_unavailable":    {websocket.StatusInternalError, store.StateIdle},
-}
-
-// gatewayEnd is the cause of a gateway ending with code (see endings; an
-// unknown code closes with 1008 and leaves the session idle).
+// gatewayEnd is the cause of a gateway ending with code: an error event
+// with the code, then a close with 1001 when the gateway shuts down, 1011
+// when upstream failed, 1008 (policy) otherwise. The state the session
+// record keeps is govern.EndingState's.
 func gatewayEnd(code, message string) endCause {
-	e, ok := endings[code]
-	if !ok {
-		e = ending{websocket.StatusPolicyViolation, store.StateIdle}
+	close := websocket.StatusPolicyViolation
+	switch code {
+	case "going_away":
+		close = websocket.StatusGoingAway
+	case "upstream_unavailable":
+		close = websocket.StatusInternalError
 	}
-	return endCause{by: byGateway, code: e.close, reason: code, message: message}
+	return endCause{by: byGateway, code: close, reason: code, message: message}
 }
 
 // session is one live connection: the two sockets, its governor, and the
@@ -340,108 +326,19 @@ func (s *session) writeClientWithin(frame []byte, d time.Duration) {
 func (s *session) connected(dialed time.Duration) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	now := s.started
-	err := s.updateRecord(ctx, func(rec *store.Session) error {
-		rec.State = store.StateLive
-		rec.Transport = "websocket"
-		if rec.StartedAt.IsZero() {
-			rec.StartedAt = now
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("session state update failed", "err", err)
-	}
-	s.audit(ctx, "connect", map[string]any{
-		"transport": "websocket", "model": s.rec.Model, "beta": s.conn.Beta,
-		"upstream_dial_ms": dialed.Milliseconds(),
-	})
+	s.gov.Connected(ctx, "websocket", map[string]any{"beta": s.conn.Beta, "upstream_dial_ms": dialed.Milliseconds()})
 	s.r.Metrics.liveAdd(1)
 	s.log.Info("session connected", "model", s.rec.Model, "beta", s.conn.Beta, "upstream_dial_ms", dialed.Milliseconds())
 }
 
-// disconnected records the end: state (by the endings table), live
-// seconds, audit, log, metrics.
+// disconnected records the end: state, live seconds, audit, log, metrics.
 func (s *session) disconnected(c endCause) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	end := s.r.now()
-	dur := end.Sub(s.started).Seconds()
-	err := s.updateRecord(ctx, func(rec *store.Session) error {
-		rec.LiveSeconds += dur
-		if rec.State == store.StateRevoked || rec.State == store.StateEnded {
-			return nil // decided elsewhere (revocation): keep it
-		}
-		state := store.StateIdle
-		if c.by == byGateway {
-			state = endings[c.reason].state
-		}
-		if state == store.StateIdle && !rec.ExpiresAt.IsZero() && !end.Before(rec.ExpiresAt) {
-			state = store.StateEnded
-		}
-		rec.State = state
-		switch state {
-		case store.StateRevoked:
-			if rec.RevokedAt.IsZero() {
-				rec.RevokedAt = end
-			}
-			rec.EndedAt, rec.EndReason = end, c.reason
-		case store.StateEnded:
-			rec.EndedAt, rec.EndReason = end, c.reason
-			if c.by != byGateway || rec.EndReason == "" {
-				rec.EndReason = "token_expired"
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("session state update failed", "err", err)
-	}
+	dur := s.r.now().Sub(s.started).Seconds()
+	s.gov.Disconnected(ctx, govern.Ending{By: c.by, Code: c.reason, CloseCode: int(c.code), Seconds: dur})
 	t := s.gov.Totals()
-	code := int(c.code)
-	s.audit(ctx, "disconnect", map[string]any{
-		"by": c.by, "close_code": code, "reason": c.reason,
-		"duration_seconds": dur, "responses": t.Responses, "usage": t.Usage, "cost_nanousd": t.CostNanoUSD,
-	})
 	s.r.Metrics.liveAdd(-1)
-	s.log.Info("session disconnected", "by", c.by, "close_code", code, "reason", c.reason,
+	s.log.Info("session disconnected", "by", c.by, "close_code", int(c.code), "reason", c.reason,
 		"duration_seconds", dur, "responses", t.Responses, "total_tokens", t.Usage.TotalTokens, "cost_nanousd", t.CostNanoUSD)
-}
-
-// updateRecord applies fn to the stored session record. When the store no
-// longer has it (Redis restarted with an empty dataset while the session
-// was live), the record is created again from the copy this connection
-// holds, with fn applied, so the session stays listable, revocable and
-// reconnectable; that is logged once per re-creation.
-func (s *session) updateRecord(ctx context.Context, fn func(*store.Session) error) error {
-	st := s.r.Governor.Store
-	_, err := st.UpdateSession(ctx, s.rec.ID, fn)
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	rec := *s.rec
-	if err := fn(&rec); err != nil {
-		return err
-	}
-	err = st.CreateSession(ctx, &rec)
-	if errors.Is(err, store.ErrConflict) {
-		// Re-created meanwhile (by another instance's connection).
-		_, err = st.UpdateSession(ctx, s.rec.ID, fn)
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("relay: re-create missing session record: %w", err)
-	}
-	s.log.Warn("session record missing from the store: re-created from the live connection", "state", rec.State)
-	return nil
-}
-
-func (s *session) audit(ctx context.Context, kind string, detail map[string]any) {
-	err := s.r.Governor.Store.AppendAudit(ctx, store.AuditEntry{
-		At: s.r.now(), Kind: kind, SessionID: s.rec.ID, User: s.rec.User,
-		AppKeyID: s.rec.AppKeyID, Tier: s.rec.Tier, Instance: s.r.Instance, Detail: detail,
-	})
-	if err != nil {
-		s.log.Error("audit append failed", "kind", kind, "err", fmt.Errorf("relay: %w", err))
-	}
 }
