@@ -80,7 +80,10 @@ type SessionFilter struct {
 	AppKeyID string
 	State    string
 	Since    time.Time
-	Limit    int // 0 = implementation default (100)
+	// Before, when set, keeps sessions created strictly before it: the
+	// cursor of the next page (lists are newest first).
+	Before time.Time
+	Limit  int // 0 = implementation default (100)
 }
 
 // AppKey is an application credential ("vgk_…"), stored hashed.
@@ -187,10 +190,11 @@ type AuditFilter struct {
 	Kind      string
 	SessionID string
 	User      string
+	AppKeyID  string // applied before Limit, like every field
 	Since     time.Time
 	Until     time.Time
-	AfterSeq  int64
-	Limit     int // 0 = implementation default (1000)
+	AfterSeq  int64 // a cursor: the Seq of the last entry of the previous page
+	Limit     int   // 0 = implementation default (1000)
 }
 
 // Limit is a GCRA rate: Rate events per Period, with bursts of Burst.

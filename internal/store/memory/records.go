@@ -80,7 +80,8 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 		if (f.User == "" || sess.User == f.User) &&
 			(f.AppKeyID == "" || sess.AppKeyID == f.AppKeyID) &&
 			(f.State == "" || sess.State == f.State) &&
-			(f.Since.IsZero() || !sess.CreatedAt.Before(f.Since)) {
+			(f.Since.IsZero() || !sess.CreatedAt.Before(f.Since)) &&
+			(f.Before.IsZero() || sess.CreatedAt.Before(f.Before)) {
 			out = append(out, sess)
 		}
 	}
@@ -232,9 +233,10 @@ func (s *Store) LedgerEntries(ctx context.Context, f store.LedgerFilter) ([]stor
 	return out, nil
 }
 
-// AppendAudit appends e with the next sequence number; a zero At is set to
-// the store's clock.
+// AppendAudit appends e, bounded (store.AuditEntry.Bounded), with the next
+// sequence number; a zero At is set to the store's clock.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	e = e.Bounded()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.auditSeq++
@@ -263,6 +265,7 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 			(f.Kind == "" || e.Kind == f.Kind) &&
 			(f.SessionID == "" || e.SessionID == f.SessionID) &&
 			(f.User == "" || e.User == f.User) &&
+			(f.AppKeyID == "" || e.AppKeyID == f.AppKeyID) &&
 			(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 			(f.Until.IsZero() || e.At.Before(f.Until)) {
 			out = append(out, cloneAudit(e))

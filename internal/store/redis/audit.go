@@ -15,8 +15,9 @@ import (
 // AppendAudit appends e with the next sequence number. The counter, the
 // log and its per-session and per-user indexes share one hash tag, so one
 // script assigns and appends atomically: sequence order is append order
-// across every instance.
+// across every instance. e is bounded first (store.AuditEntry.Bounded).
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	e = e.Bounded()
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
@@ -94,6 +95,7 @@ func matchAudit(e store.AuditEntry, f store.AuditFilter) bool {
 	return (f.Kind == "" || e.Kind == f.Kind) &&
 		(f.SessionID == "" || e.SessionID == f.SessionID) &&
 		(f.User == "" || e.User == f.User) &&
+		(f.AppKeyID == "" || e.AppKeyID == f.AppKeyID) &&
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until)) &&
 		e.Seq > f.AfterSeq

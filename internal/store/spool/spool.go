@@ -193,6 +193,7 @@ func (s *Spool) spooledSettles() map[string]bool {
 
 // AppendAudit implements store.Audit, spooling on store.ErrUnavailable.
 func (s *Spool) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	e = e.Bounded() // the spool file is bounded like the backend
 	return s.write(ctx, op{Kind: kindAudit, Audit: &e}, func() error {
 		return s.Store.AppendAudit(ctx, e)
 	})

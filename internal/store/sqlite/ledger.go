@@ -65,8 +65,9 @@ func scanLedgerEntry(row interface{ Scan(...any) error }) (store.LedgerEntry, er
 
 // AppendAudit appends e; SQLite assigns the next sequence number
 // (AUTOINCREMENT: never reused, increasing across processes). A zero At is
-// set to the store's clock.
+// set to the store's clock. e is bounded first (store.AuditEntry.Bounded).
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	e = e.Bounded()
 	var detail []byte
 	if len(e.Detail) > 0 {
 		var err error
@@ -91,6 +92,7 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 	w.text("kind = ?", f.Kind)
 	w.text("session_id = ?", f.SessionID)
 	w.text("user = ?", f.User)
+	w.text("app_key_id = ?", f.AppKeyID)
 	w.time("at >= ?", f.Since)
 	w.time("at < ?", f.Until)
 	limit := f.Limit

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,60 @@ var auditTests = []test{
 	{"Filters", testAuditFilters},
 	{"DefaultLimit", testAuditDefaultLimit},
 	{"ConcurrentAppend", testAuditConcurrentAppend},
+	{"AppKeyFilterBeforeLimit", testAuditAppKeyFilter},
+	{"Bounded", testAuditBounded},
+}
+
+// testAuditAppKeyFilter: an app key's two entries among many others are
+// found by a filtered query with a small limit, and paged with the cursor.
+func testAuditAppKeyFilter(t *testing.T, h *harness) {
+	s := h.handle(t)
+	for i := range 60 {
+		e := store.AuditEntry{At: at(time.Duration(i) * time.Millisecond), Kind: "mint", AppKeyID: "key_other"}
+		if i == 20 || i == 50 {
+			e.AppKeyID, e.SessionID = "key_mine", fmt.Sprint(i)
+		}
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.AuditEntries(t.Context(), store.AuditFilter{AppKeyID: "key_mine", Limit: 1})
+	if err != nil || len(first) != 1 || first[0].SessionID != "20" {
+		t.Fatalf("first page = %+v, %v; want the entry of session 20", first, err)
+	}
+	next, err := s.AuditEntries(t.Context(), store.AuditFilter{AppKeyID: "key_mine", Limit: 1, AfterSeq: first[0].Seq})
+	if err != nil || len(next) != 1 || next[0].SessionID != "50" {
+		t.Fatalf("second page = %+v, %v; want the entry of session 50", next, err)
+	}
+	last, err := s.AuditEntries(t.Context(), store.AuditFilter{AppKeyID: "key_mine", Limit: 1, AfterSeq: next[0].Seq})
+	if err != nil || len(last) != 0 {
+		t.Fatalf("third page = %+v, %v; want none", last, err)
+	}
+}
+
+// testAuditBounded: an entry carrying a 1 MiB string from a client is
+// stored bounded.
+func testAuditBounded(t *testing.T, h *harness) {
+	s := h.handle(t)
+	huge := strings.Repeat("A", 1<<20)
+	e := store.AuditEntry{At: at(0), Kind: "refusal", SessionID: "vgs_b", User: huge,
+		Detail: map[string]any{"event_type": huge, "path": "/v1/\x00" + huge}}
+	if err := s.AppendAudit(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AuditEntries(t.Context(), store.AuditFilter{SessionID: "vgs_b"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("AuditEntries = %d, %v", len(got), err)
+	}
+	g := got[0]
+	if len(g.User) > 2*store.MaxAuditString {
+		t.Errorf("User stored with %d bytes", len(g.User))
+	}
+	for _, k := range []string{"event_type", "path"} {
+		if v, _ := g.Detail[k].(string); len(v) > store.MaxAuditString || v == "" {
+			t.Errorf("Detail[%s] stored with %d bytes", k, len(v))
+		}
+	}
 }
 
 func testAuditAppendOrder(t *testing.T, h *harness) {
