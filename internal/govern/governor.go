@@ -49,6 +49,14 @@ type Governor struct {
 	// MinOutputTokens is the smallest output allowance worth starting a
 	// response for; 0 means 20 (one second of audio).
 	MinOutputTokens int
+	// RefusalAuditBurst is how many refusals (and session updates) of one
+	// connection are audited one by one before they are only counted;
+	// 0 means 20.
+	RefusalAuditBurst int
+	// RefusalSummaryEvery is how often the counted refusals of one
+	// connection are written as one refusal_summary row (also at Close);
+	// 0 means one minute.
+	RefusalSummaryEvery time.Duration
 
 	// While the store is unreachable, live sessions are governed by this
 	// process-local view of the budget accounts (local.go).

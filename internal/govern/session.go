@@ -68,6 +68,8 @@ type Session struct {
 
 	totals Totals
 	tr     transcription
+
+	refusals refusalLog // bounds the audit rows this client can cause
 }
 
 // Totals are what a session was metered so far on this connection.
@@ -138,7 +140,7 @@ func (s *Session) refused(ctx context.Context, r *Refusal, detail map[string]any
 		detail = map[string]any{}
 	}
 	detail["limit"] = r.Limit
-	s.g.audit(ctx, s.rec, "limit", detail)
+	s.auditBounded(ctx, "limit", r.Limit, detail)
 }
 
 // Client decides on one client frame before it goes upstream: it returns
@@ -156,7 +158,7 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 	switch d.Action {
 	case policy.Refuse:
 		s.g.Metrics.Refused(d.Code, s.tier.Name, s.rec.Model)
-		s.g.audit(ctx, s.rec, "refusal", map[string]any{"code": d.Code, "event_type": d.Type, "param": d.Param})
+		s.auditBounded(ctx, "refusal", d.Code, map[string]any{"code": d.Code, "event_type": d.Type, "param": d.Param})
 		return nil, d.ErrorEvent()
 	case policy.Rewrite:
 		frame = d.Frame
@@ -168,7 +170,7 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 	}
 	switch d.Type {
 	case realtime.TypeSessionUpdate, "transcription_session.update":
-		s.g.audit(ctx, s.rec, "session_update", map[string]any{"changed_fields": d.ChangedFields})
+		s.auditBounded(ctx, "session_update", "", map[string]any{"changed_fields": d.ChangedFields})
 		frame = s.sessionUpdate(frame)
 	case realtime.TypeResponseCreate:
 		if n := s.tier.Rates.ResponsesPerMinute; n > 0 {
@@ -309,6 +311,7 @@ func (s *Session) Close(ctx context.Context) {
 	for _, r := range held {
 		s.release(ctx, r)
 	}
+	s.flushRefusals(ctx)
 	s.g.liveM.Lock()
 	if s.g.live[s.rec.ID] == s {
 		delete(s.g.live, s.rec.ID)
