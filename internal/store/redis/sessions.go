@@ -225,11 +225,15 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	if !f.Since.IsZero() {
 		minScore = strconv.FormatInt(f.Since.UnixMicro(), 10)
 	}
+	maxScore := "+inf"
+	if !f.Before.IsZero() {
+		maxScore = strconv.FormatInt(f.Before.UnixMicro(), 10) // scores are µs: matchSession is exact
+	}
 	const page = 200
 	var out []*store.Session
 	for offset := int64(0); len(out) < limit; offset += page {
 		ids, err := s.c.ZRevRangeByScore(ctx, idx, &goredis.ZRangeBy{
-			Min: minScore, Max: "+inf", Offset: offset, Count: page,
+			Min: minScore, Max: maxScore, Offset: offset, Count: page,
 		}).Result()
 		if err != nil {
 			return nil, unavailable("list sessions", err)
@@ -286,7 +290,8 @@ func matchSession(sess *store.Session, f store.SessionFilter) bool {
 	return (f.User == "" || sess.User == f.User) &&
 		(f.AppKeyID == "" || sess.AppKeyID == f.AppKeyID) &&
 		(f.State == "" || sess.State == f.State) &&
-		(f.Since.IsZero() || !sess.CreatedAt.Before(f.Since))
+		(f.Since.IsZero() || !sess.CreatedAt.Before(f.Since)) &&
+		(f.Before.IsZero() || sess.CreatedAt.Before(f.Before))
 }
 
 // RevokeUser records that the user's sessions created at or before at are

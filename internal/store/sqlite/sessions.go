@@ -83,6 +83,7 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	w.text("app_key_id = ?", f.AppKeyID)
 	w.text("state = ?", f.State)
 	w.time("created_at >= ?", f.Since)
+	w.time("created_at < ?", f.Before)
 	q := `SELECT ` + sessionColumns + ` FROM sessions` + w.clause()
 	limit := f.Limit
 	if limit <= 0 {

@@ -239,6 +239,10 @@ func testSessionList(t *testing.T, h *harness) {
 		{"user limit", store.SessionFilter{User: "alice", Limit: 2}, []string{"vgs_4", "vgs_2"}},
 		{"no match", store.SessionFilter{User: "carol"}, nil},
 		{"since after all", store.SessionFilter{Since: at(time.Hour)}, nil},
+		{"before exclusive", store.SessionFilter{Before: at(3 * time.Second)}, []string{"vgs_2", "vgs_1", "vgs_0"}},
+		{"next page", store.SessionFilter{Before: at(4 * time.Second), Limit: 2}, []string{"vgs_3", "vgs_2"}},
+		{"user before", store.SessionFilter{User: "alice", Before: at(4 * time.Second)}, []string{"vgs_2", "vgs_0"}},
+		{"before nanosecond", store.SessionFilter{Before: at(3*time.Second + time.Nanosecond)}, []string{"vgs_3", "vgs_2", "vgs_1", "vgs_0"}},
 	}
 	for _, tc := range tests {
 		got, err := b.ListSessions(t.Context(), tc.f)
