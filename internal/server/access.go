@@ -21,6 +21,9 @@ func principalFrom(ctx context.Context) auth.Principal {
 // authenticate identifies the caller, auditing and counting refusals.
 // endpoint labels the metric ("mint", "operator").
 func (s *Server) authenticate(r *http.Request, endpoint string) (auth.Principal, error) {
+	if err := s.throttled(r, endpoint, sessionToken(r)); err != nil {
+		return auth.Principal{}, err
+	}
 	p, err := s.Auth.Authenticate(r)
 	if err == nil {
 		return p, nil
@@ -42,15 +45,17 @@ func (s *Server) authenticate(r *http.Request, endpoint string) (auth.Principal,
 }
 
 // refused records a refused authentication: a metric, a log line and an
-// audit entry with the reason, the remote address and a short token id —
-// never the credential.
+// audit entry with the reason, the remote address, the (bounded) path and
+// a short token id — never the credential — and counts it against the
+// source and the credential (throttle.go).
 func (s *Server) refused(r *http.Request, endpoint, reason, tokenID string) {
+	s.throttle.fail(s.Now(), failKeys(r, sessionToken(r)))
 	s.metrics.authFailures.WithLabelValues(endpoint, reason).Inc()
 	remote := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		remote = host
 	}
-	detail := map[string]any{"endpoint": endpoint, "reason": reason, "remote": remote, "path": r.URL.Path}
+	detail := map[string]any{"endpoint": endpoint, "reason": reason, "remote": remote, "path": boundedPath(r)}
 	if tokenID != "" {
 		detail["token_id"] = tokenID
 	}

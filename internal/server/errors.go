@@ -84,7 +84,7 @@ func toAPIError(err error) *apiError {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	ae := toAPIError(err)
 	if ae.Status >= 500 {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", boundedPath(r), "status", ae.Status, "err", err)
 	}
 	var param *string
 	if ae.Param != "" {
@@ -99,6 +99,6 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 func handleNotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, slog.New(slog.DiscardHandler), &apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
-			Code: "unknown_url", Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + "."})
+			Code: "unknown_url", Message: "Unknown request URL: " + store.Sanitize(r.Method, 16) + " " + boundedPath(r) + "."})
 	})
 }

@@ -7,7 +7,17 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+
+	"github.com/voicegate/voicegate/internal/store"
 )
+
+// maxLoggedPath bounds the request path in log lines and audit rows: the
+// path is the client's, up to the server's header limit.
+const maxLoggedPath = 256
+
+// boundedPath is the request path as logs and the audit trail keep it: cut
+// to maxLoggedPath bytes, control characters replaced.
+func boundedPath(r *http.Request) string { return store.Sanitize(r.URL.Path, maxLoggedPath) }
 
 // statusWriter records the status code; it keeps Hijack and Flush working
 // for the WebSocket upgrade.
@@ -72,7 +82,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			level = slog.LevelDebug
 		}
-		s.Logger.Log(r.Context(), level, "http request", "method", r.Method, "route", route, "path", r.URL.Path,
+		s.Logger.Log(r.Context(), level, "http request", "method", store.Sanitize(r.Method, 16), "route", route, "path", boundedPath(r),
 			"status", sw.status, "duration_ms", d.Milliseconds(), "remote", r.RemoteAddr)
 	})
 }
@@ -86,7 +96,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(r.Context(), "handler panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				log.ErrorContext(r.Context(), "handler panic", "path", boundedPath(r), "panic", v, "stack", string(debug.Stack()))
 				writeError(w, r, log, errors.New("panic"))
 			}
 		}()

@@ -95,6 +95,9 @@ func handleRealtime(s *Server) http.Handler {
 // admit runs every check before the upgrade; refusals are audited with a
 // short token id only.
 func (s *Server) admit(r *http.Request) (*store.Session, error) {
+	if err := s.throttled(r, "realtime", sessionToken(r)); err != nil {
+		return nil, err
+	}
 	if !s.Config.OriginAllowed(r.Header.Get("Origin")) {
 		s.refused(r, "realtime", "origin", "")
 		return nil, forbidden("origin_not_allowed", "This origin is not allowed to connect.")

@@ -68,8 +68,9 @@ type Deps struct {
 // subscriber (WatchRevocations) that closes revoked live sessions.
 type Server struct {
 	Deps
-	metrics *metrics
-	h       http.Handler
+	metrics  *metrics
+	h        http.Handler
+	throttle failThrottle // failed authentications per source and credential
 }
 
 // NewServer builds the gateway's HTTP handler.

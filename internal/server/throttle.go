@@ -1,0 +1,104 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/voicegate/voicegate/internal/token"
+)
+
+// Bounds of failed authentication, per source address and per credential
+// prefix: a burst of authFailBurst failures, then one per authFailEvery.
+const (
+	authFailBurst = 20
+	authFailEvery = time.Second
+	// authFailKeys bounds the memory of the throttle; when it is full of
+	// keys still throttled, new sources share one key.
+	authFailKeys = 100_000
+	// credPrefix is how much of a presented credential keys the throttle:
+	// the same bad token from many addresses is throttled too.
+	credPrefix = 16
+)
+
+// failThrottle counts failed authentications per key with a GCRA. A key
+// over its limit is refused with 429 before its credential is looked at,
+// so a flood of bad credentials costs no store lookup, login webhook call,
+// audit row or log line per request. Successful requests are not counted.
+type failThrottle struct {
+	mu  sync.Mutex
+	tat map[string]time.Time
+}
+
+// blocked reports how long the request must wait when one of its keys is
+// over the limit (0: it may try).
+func (t *failThrottle) blocked(now time.Time, keys []string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var wait time.Duration
+	for _, k := range keys {
+		if tat, ok := t.tat[k]; ok {
+			wait = max(wait, tat.Sub(now)-authFailBurst*authFailEvery)
+		}
+	}
+	return max(wait, 0)
+}
+
+// fail counts one failure on every key.
+func (t *failThrottle) fail(now time.Time, keys []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tat == nil {
+		t.tat = map[string]time.Time{}
+	}
+	for _, k := range keys {
+		tat, ok := t.tat[k]
+		if !ok && len(t.tat) >= authFailKeys {
+			t.sweepLocked(now)
+			if len(t.tat) >= authFailKeys {
+				k = "overflow"
+				tat = t.tat[k]
+			}
+		}
+		if tat.Before(now) {
+			tat = now
+		}
+		t.tat[k] = tat.Add(authFailEvery)
+	}
+}
+
+// sweepLocked forgets the keys whose failures have all drained.
+func (t *failThrottle) sweepLocked(now time.Time) {
+	for k, tat := range t.tat {
+		if !tat.After(now) {
+			delete(t.tat, k)
+		}
+	}
+}
+
+// failKeys are the throttle keys of a request: its source address and,
+// when it presents one, a digest of its credential's first bytes.
+func failKeys(r *http.Request, credential string) []string {
+	remote := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	keys := []string{"ip:" + remote}
+	if credential != "" {
+		keys = append(keys, "cred:"+token.ID(credential[:min(len(credential), credPrefix)]))
+	}
+	return keys
+}
+
+// throttled refuses a request whose source or credential failed too often
+// (429 with Retry-After); the refusal is counted, not audited or logged.
+func (s *Server) throttled(r *http.Request, endpoint, credential string) error {
+	wait := s.throttle.blocked(s.Now(), failKeys(r, credential))
+	if wait <= 0 {
+		return nil
+	}
+	s.metrics.authFailures.WithLabelValues(endpoint, "throttled").Inc()
+	return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded", RetryAfter: wait,
+		Message: "Too many failed authentications from this source or with this credential. Retry later."}
+}
