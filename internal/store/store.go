@@ -194,7 +194,13 @@ type AuditFilter struct {
 	Since     time.Time
 	Until     time.Time
 	AfterSeq  int64 // a cursor: the Seq of the last entry of the previous page
-	Limit     int   // 0 = implementation default (1000)
+	// BeforeSeq, when > 0, keeps entries with Seq < BeforeSeq: the cursor
+	// of the next page of a Newest listing.
+	BeforeSeq int64
+	// Newest lists newest first, Limit keeping the newest matches;
+	// otherwise oldest first, Limit keeping the oldest.
+	Newest bool
+	Limit  int // 0 = implementation default (1000)
 }
 
 // Limit is a GCRA rate: Rate events per Period, with bursts of Burst.

@@ -248,7 +248,8 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	return nil
 }
 
-// AuditEntries returns the entries matching f in sequence order.
+// AuditEntries returns the entries matching f in sequence order (reversed
+// when f.Newest).
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,11 +258,15 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 		limit = defaultAuditLimit
 	}
 	var out []store.AuditEntry
-	for _, e := range s.audit {
+	for i := range s.audit {
 		if len(out) == limit {
 			break
 		}
-		if e.Seq > f.AfterSeq &&
+		e := s.audit[i]
+		if f.Newest {
+			e = s.audit[len(s.audit)-1-i]
+		}
+		if e.Seq > f.AfterSeq && (f.BeforeSeq <= 0 || e.Seq < f.BeforeSeq) &&
 			(f.Kind == "" || e.Kind == f.Kind) &&
 			(f.SessionID == "" || e.SessionID == f.SessionID) &&
 			(f.User == "" || e.User == f.User) &&

@@ -39,9 +39,10 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	return nil
 }
 
-// AuditEntries returns entries matching f in sequence order, reading the
-// most selective index (session, user, or the whole log) in pages after
-// f.AfterSeq until f.Limit (default 1000) match.
+// AuditEntries returns entries matching f in sequence order (reversed when
+// f.Newest), reading the most selective index (session, user, or the whole
+// log) in pages between f.AfterSeq and f.BeforeSeq until f.Limit (default
+// 1000) match.
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -55,12 +56,20 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 		idx = s.k.auditOfUser(f.User)
 	}
 	const page = 500
-	after := f.AfterSeq
+	after, before := f.AfterSeq, "+inf"
+	if f.BeforeSeq > 0 {
+		before = "(" + strconv.FormatInt(f.BeforeSeq, 10)
+	}
 	var out []store.AuditEntry
 	for len(out) < limit {
-		members, err := s.c.ZRangeByScore(ctx, idx, &goredis.ZRangeBy{
-			Min: "(" + strconv.FormatInt(after, 10), Max: "+inf", Count: page,
-		}).Result()
+		rng := &goredis.ZRangeBy{Min: "(" + strconv.FormatInt(after, 10), Max: before, Count: page}
+		var members []string
+		var err error
+		if f.Newest {
+			members, err = s.c.ZRevRangeByScore(ctx, idx, rng).Result()
+		} else {
+			members, err = s.c.ZRangeByScore(ctx, idx, rng).Result()
+		}
 		if err != nil {
 			return nil, unavailable("audit entries", err)
 		}
@@ -70,7 +79,11 @@ func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.
 			if !ok || err != nil {
 				return nil, fmt.Errorf("redis: corrupt audit entry %q", seqStr)
 			}
-			after = seq
+			if f.Newest {
+				before = "(" + seqStr
+			} else {
+				after = seq
+			}
 			var e store.AuditEntry
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
 				return nil, fmt.Errorf("redis: corrupt audit entry %d: %w", seq, err)
@@ -98,5 +111,5 @@ func matchAudit(e store.AuditEntry, f store.AuditFilter) bool {
 		(f.AppKeyID == "" || e.AppKeyID == f.AppKeyID) &&
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until)) &&
-		e.Seq > f.AfterSeq
+		e.Seq > f.AfterSeq && (f.BeforeSeq <= 0 || e.Seq < f.BeforeSeq)
 }

@@ -85,22 +85,30 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	return nil
 }
 
-// AuditEntries returns the entries matching f in sequence order.
+// AuditEntries returns the entries matching f in sequence order (reversed
+// when f.Newest).
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
 	var w where
 	w.add("seq > ?", f.AfterSeq)
+	if f.BeforeSeq > 0 {
+		w.add("seq < ?", f.BeforeSeq)
+	}
 	w.text("kind = ?", f.Kind)
 	w.text("session_id = ?", f.SessionID)
 	w.text("user = ?", f.User)
 	w.text("app_key_id = ?", f.AppKeyID)
 	w.time("at >= ?", f.Since)
 	w.time("at < ?", f.Until)
+	order := ""
+	if f.Newest {
+		order = " DESC"
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultAuditLimit
 	}
 	return queryAll(ctx, s.db, "audit entries", scanAuditEntry, `SELECT seq, at, kind, session_id, user, app_key_id, tier, instance, detail
-		FROM audit`+w.clause()+` ORDER BY seq LIMIT ?`, append(w.args, limit)...)
+		FROM audit`+w.clause()+` ORDER BY seq`+order+` LIMIT ?`, append(w.args, limit)...)
 }
 
 // scanAuditEntry reads one audit row; an undecodable detail is a

@@ -153,6 +153,13 @@ func testAuditFilters(t *testing.T, h *harness) {
 		{"user after seq limit", store.AuditFilter{User: "alice", AfterSeq: seqs[0], Limit: 1}, []int{1}},
 		{"no match", store.AuditFilter{Kind: "limit"}, nil},
 		{"after last", store.AuditFilter{AfterSeq: seqs[5]}, nil},
+		{"newest first", store.AuditFilter{Newest: true}, []int{5, 4, 3, 2, 1, 0}},
+		{"limit takes the newest", store.AuditFilter{Newest: true, Limit: 2}, []int{5, 4}},
+		{"newest next page", store.AuditFilter{Newest: true, BeforeSeq: seqs[4], Limit: 2}, []int{3, 2}},
+		{"newest of a session", store.AuditFilter{Newest: true, SessionID: "vgs_1", Limit: 1}, []int{4}},
+		{"newest user before", store.AuditFilter{Newest: true, User: "alice", BeforeSeq: seqs[4]}, []int{1, 0}},
+		{"before seq oldest first", store.AuditFilter{BeforeSeq: seqs[2]}, []int{0, 1}},
+		{"between cursors", store.AuditFilter{Newest: true, AfterSeq: seqs[1], BeforeSeq: seqs[5]}, []int{4, 3, 2}},
 	}
 	for _, tc := range tests {
 		got, err := b.AuditEntries(t.Context(), tc.f)
