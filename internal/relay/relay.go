@@ -90,7 +90,9 @@ type Conn struct {
 	// Beta selects the beta interface upstream (OpenAI-Beta: realtime=v1,
 	// from the header or the openai-beta.realtime-v1 subprotocol).
 	Beta bool
-	// Query is forwarded upstream as is (model, intent).
+	// Query is the client's query; only model and intent are forwarded
+	// upstream (never call_id, which would make this connection the
+	// sideband of someone's WebRTC call).
 	Query url.Values
 	// SafetyID is sent upstream as OpenAI-Safety-Identifier when non-empty.
 	SafetyID string
@@ -226,7 +228,12 @@ func (r *Relay) dial(ctx context.Context, c Conn) (*websocket.Conn, int, error) 
 	return conn, 0, nil
 }
 
-// realtimeURL maps an API base URL to its Realtime WebSocket URL.
+// forwardedParams are the only query parameters of a client that reach
+// upstream, where the server key is sent with them.
+var forwardedParams = []string{"model", "intent"}
+
+// realtimeURL maps an API base URL to its Realtime WebSocket URL, with
+// the forwarded parameters of q.
 func realtimeURL(base string, q url.Values) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -241,7 +248,13 @@ func realtimeURL(base string, q url.Values) (string, error) {
 		return "", errors.New("relay: upstream url must be http(s) or ws(s)")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/realtime"
-	u.RawQuery = q.Encode()
+	fwd := url.Values{}
+	for _, k := range forwardedParams {
+		if v := q.Get(k); v != "" {
+			fwd.Set(k, v)
+		}
+	}
+	u.RawQuery = fwd.Encode()
 	return u.String(), nil
 }
 

@@ -28,6 +28,17 @@ func TestRealtimeURL(t *testing.T) {
 	}
 }
 
+// TestRealtimeURLForwardsOnlyModelAndIntent: call_id (a sideband on
+// someone's WebRTC call, with the server key) and any other parameter of
+// the client stay at the gateway.
+func TestRealtimeURLForwardsOnlyModelAndIntent(t *testing.T) {
+	q := url.Values{"model": {"gpt-realtime"}, "intent": {"transcription"}, "call_id": {"rtc_victim"}, "api-key": {"x"}, "debug": {"1"}}
+	got, err := realtimeURL("https://api.openai.com/v1", q)
+	if want := "wss://api.openai.com/v1/realtime?intent=transcription&model=gpt-realtime"; err != nil || got != want {
+		t.Errorf("realtimeURL = %q, %v; want %q", got, err, want)
+	}
+}
+
 func TestSendable(t *testing.T) {
 	tests := map[websocket.StatusCode]websocket.StatusCode{
 		1000: 1000, 1001: 1001, 1008: 1008, 1011: 1011, 4001: 4001, 3000: 3000,

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/voicegate/voicegate/internal/auth"
@@ -88,7 +90,7 @@ func handleRealtime(s *Server) http.Handler {
 			stop()
 			<-held
 		}()
-		s.Relay.ServeSession(w, r, sess, isBeta(r), r.URL.Query(), safetyID(sess.User))
+		s.Relay.ServeSession(w, r, sess, isBeta(r), upstreamQuery(r.URL.Query()), safetyID(sess.User))
 	})
 }
 
@@ -133,10 +135,46 @@ func (s *Server) admit(r *http.Request) (*store.Session, error) {
 		}
 		return nil, forbidden("session_revoked", "This session has been revoked.")
 	}
-	if m := r.URL.Query().Get("model"); m != "" && m != sess.Model {
-		return nil, badRequest("model_not_allowed", "model", "The model '"+m+"' does not match this session's model '"+sess.Model+"'.")
+	q := r.URL.Query()
+	if m := q.Get("model"); m != "" && m != sess.Model {
+		return nil, badRequest("model_not_allowed", "model", "The model '"+store.Sanitize(m, 64)+"' does not match this session's model '"+sess.Model+"'.")
+	}
+	if err := checkQuery(q, sess); err != nil {
+		return nil, err
 	}
 	return sess, nil
+}
+
+// checkQuery refuses the query parameters a client may not set: call_id
+// (with the server key upstream it would attach this connection to any
+// WebRTC call as its sideband), and an intent other than transcription on
+// a transcription session.
+func checkQuery(q url.Values, sess *store.Session) error {
+	if q.Has("call_id") {
+		return badRequest("unknown_parameter", "call_id", "Unknown parameter: 'call_id'. A sideband connection cannot be opened with a session token.")
+	}
+	if q.Has("intent") {
+		var cfg struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(sess.Config, &cfg) // validated at mint
+		if q.Get("intent") != "transcription" || cfg.Type != "transcription" {
+			return badRequest("invalid_value", "intent", "Invalid value for 'intent': only 'transcription', on a transcription session.")
+		}
+	}
+	return nil
+}
+
+// upstreamQuery is what the relay forwards upstream of the client's query:
+// model and intent (checked by checkQuery), nothing else.
+func upstreamQuery(q url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"model", "intent"} {
+		if v := q.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out
 }
 
 // sessionRefusal reports why a session may not connect now ("" = it may).
