@@ -7,10 +7,16 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 
 	// OpenAI-compatible surface.
-	mux.Handle("POST /v1/realtime/client_secrets", handleMint(s, mintOpenAI))
+	mux.Handle("POST /v1/realtime/client_secrets", s.cors(handleMint(s, mintOpenAI)))
+	mux.Handle("OPTIONS /v1/realtime/client_secrets", s.cors(nil))
 	mux.Handle("GET /v1/realtime", handleRealtime(s))
+	mux.Handle("POST /v1/realtime/calls", s.cors(handleCreateCall(s)))
+	mux.Handle("OPTIONS /v1/realtime/calls", s.cors(nil))
+	mux.Handle("POST /v1/realtime/calls/{id}/hangup", s.cors(handleHangupCall(s)))
+	mux.Handle("OPTIONS /v1/realtime/calls/{id}/hangup", s.cors(nil))
 	// Seed-compatible mint.
-	mux.Handle("POST /api/voice/session", handleMint(s, mintSeed))
+	mux.Handle("POST /api/voice/session", s.cors(handleMint(s, mintSeed)))
+	mux.Handle("OPTIONS /api/voice/session", s.cors(nil))
 
 	// Operator API: admin key, or an app key for what it minted.
 	mux.Handle("GET /voicegate/v1/sessions", s.operator(handleListSessions(s)))

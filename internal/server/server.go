@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"github.com/voicegate/voicegate/internal/calls"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -46,6 +47,9 @@ type Deps struct {
 	Store  store.Store    // required
 	Auth   *auth.Authenticator
 	Relay  Relay // nil: GET /v1/realtime answers 503
+	// Calls places and governs WebRTC calls; nil: POST /v1/realtime/calls
+	// answers 503.
+	Calls  *calls.Calls
 	Logger *slog.Logger
 	// Registry receives the server's metrics and is served at /metrics;
 	// nil creates a private one.

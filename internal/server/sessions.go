@@ -71,7 +71,7 @@ func ViewSession(ctx context.Context, st store.Store, sess *store.Session, live 
 }
 
 func (s *Server) isLive(id string) bool {
-	return s.Relay != nil && s.Relay.IsLive(id)
+	return s.Relay != nil && s.Relay.IsLive(id) || s.Calls != nil && s.Calls.IsLive(id)
 }
 
 func handleGetSession(s *Server) http.Handler {
@@ -223,9 +223,6 @@ func (s *Server) publish(ctx context.Context, rev store.Revocation) {
 
 // closeRevoked closes this instance's live sessions covered by rev.
 func (s *Server) closeRevoked(rev store.Revocation) int {
-	if s.Relay == nil {
-		return 0
-	}
 	var match func(*store.Session) bool
 	switch rev.Kind {
 	case "session":
@@ -237,5 +234,12 @@ func (s *Server) closeRevoked(rev store.Revocation) int {
 	default:
 		return 0
 	}
-	return s.Relay.CloseSessions(match, websocket.StatusPolicyViolation, "session_revoked", "This session has been revoked.")
+	n := 0
+	if s.Relay != nil {
+		n += s.Relay.CloseSessions(match, websocket.StatusPolicyViolation, "session_revoked", "This session has been revoked.")
+	}
+	if s.Calls != nil {
+		n += s.Calls.CloseSessions(match, websocket.StatusPolicyViolation, "session_revoked", "This session has been revoked.")
+	}
+	return n
 }
