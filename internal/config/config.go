@@ -190,13 +190,28 @@ func (l Login) validate(bad func(format string, a ...any)) {
 	}
 }
 
-// DefaultTier is the built-in "default" tier.
+// Safe defaults of the built-in "default" tier (README, "Safe defaults"):
+// one user cannot mint faster, hold more live sessions or talk longer than
+// this unless the configuration says so.
+const (
+	DefaultMintsPerUserPerMinute = 10
+	DefaultMaxConcurrentPerUser  = 2
+	DefaultMaxSessionSeconds     = 1800
+)
+
+// DefaultTier is the built-in "default" tier, used when the configuration
+// defines none. A "default" tier in the file replaces it (TTLs and models
+// are inherited, limits are not).
 func DefaultTier() Tier {
+	mints, none := DefaultMintsPerUserPerMinute, 0
 	return Tier{
 		TTLDefaultSeconds: 600,
 		TTLMaxSeconds:     7200,
 		Models:            []string{"gpt-realtime", "gpt-realtime-mini", "gpt-realtime-1.5", "gpt-realtime-2"},
-		MaxSessionSeconds: 3600,
+		MaxSessionSeconds: DefaultMaxSessionSeconds,
+		MaxConcurrent:     DefaultMaxConcurrentPerUser,
+		Rates: &policy.RatesConfig{MintsPerUserPerMinute: &mints, MintsPerAppKeyPerMinute: &none,
+			ConnectsPerUserPerMinute: &none, EventsPerSecond: &none, ResponsesPerMinute: &none},
 	}
 }
 

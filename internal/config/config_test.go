@@ -33,8 +33,16 @@ func TestDefaults(t *testing.T) {
 	if c.Store != "sqlite:voicegate.db" || c.Upstream != "https://api.openai.com/v1" || c.LogFormat != "json" {
 		t.Fatalf("defaults %+v", c)
 	}
-	if d.TTLDefaultSeconds != 600 || d.TTLMaxSeconds != 7200 || d.MaxSessionSeconds != 3600 || d.Models[0] != "gpt-realtime" || d.IdleTimeoutSeconds != 0 || d.BudgetUSD != 0 {
+	if d.TTLDefaultSeconds != 600 || d.TTLMaxSeconds != 7200 || d.MaxSessionSeconds != DefaultMaxSessionSeconds || d.Models[0] != "gpt-realtime" || d.IdleTimeoutSeconds != 0 || d.BudgetUSD != 0 {
 		t.Fatalf("default tier %+v", d)
+	}
+	// The safe defaults the README's table states.
+	p, err := d.Policy("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MaxSessionSeconds != 1800 || p.Concurrency.PerUser != 2 || p.Rates.MintsPerUserPerMinute != 10 {
+		t.Fatalf("default tier policy %+v", p)
 	}
 }
 

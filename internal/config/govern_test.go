@@ -46,8 +46,20 @@ tiers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.Rates != (policy.Rates{}) || def.Budget.UserDayUSD != 0 || def.Concurrency.PerUser != 0 || def.Transcription {
-		t.Errorf("default governance not off: %+v", def)
+	// The built-in default tier: the safe defaults only.
+	if def.Rates != (policy.Rates{MintsPerUserPerMinute: 10}) || def.Budget.UserDayUSD != 0 || def.Concurrency != (policy.Concurrency{PerUser: 2}) ||
+		def.MaxSessionSeconds != 1800 || def.Transcription {
+		t.Errorf("built-in default tier: %+v", def)
+	}
+	// A default tier in the file replaces it: sections left out, limits off.
+	own := filepath.Join(t.TempDir(), "own.yaml")
+	_ = os.WriteFile(own, []byte("tiers: {default: {max_session_seconds: 600}}"), 0o600)
+	cfg, err = load(t, []string{"--config", own}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def, err = cfg.Tiers["default"].Policy("default"); err != nil || def.Rates != (policy.Rates{}) || def.Concurrency != (policy.Concurrency{}) || def.MaxSessionSeconds != 600 {
+		t.Errorf("file default tier: %+v, %v", def, err)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

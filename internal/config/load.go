@@ -82,6 +82,20 @@ func Bind(fs *flag.FlagSet) *Flags {
 	return f
 }
 
+// BindStore registers only --config and --store on fs: the flags of the
+// commands that read the store (keys, sessions, usage, audit). The
+// environment and the file still set everything else.
+func BindStore(fs *flag.FlagSet) *Flags {
+	f := &Flags{vals: map[string]*string{}, fs: fs}
+	fs.StringVar(&f.config, "config", "", "YAML configuration file (env VOICEGATE_CONFIG)")
+	for _, s := range settings {
+		if s.name == "store" {
+			f.vals[s.name] = fs.String(s.name, "", s.usage+" (env "+EnvName(s.name)+"; default sqlite:voicegate.db, as voicegate dev)")
+		}
+	}
+	return f
+}
+
 // Load builds the configuration after fs.Parse: defaults ← YAML file ←
 // environment ← flags set on the command line, then validates it. base, when
 // non-nil, replaces the defaults (voicegate dev uses other defaults).
