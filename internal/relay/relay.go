@@ -38,6 +38,11 @@ const (
 	// a stalled client within a second.
 	closingWriteTimeout = 500 * time.Millisecond
 	closeWait           = 5 * time.Second
+	// DefaultPingInterval and DefaultPingTimeout bound how long a vanished
+	// client (or upstream) holds its session: it is found out within their
+	// sum, 25 s, and its slots are released after at most AbandonWait more.
+	DefaultPingInterval = 15 * time.Second
+	DefaultPingTimeout  = 10 * time.Second
 )
 
 // Relay relays live Realtime sessions to the upstream API. It is the
@@ -71,6 +76,14 @@ type Relay struct {
 	// ReadLimit is the largest frame accepted from either side; 0 means
 	// 16 MiB (appends up to 15 MiB are legal upstream).
 	ReadLimit int64
+	// PingInterval is how often both sides of a live session are pinged;
+	// 0 means 15 s, negative disables pings.
+	PingInterval time.Duration
+	// PingTimeout is how long a ping may wait for its pong before that side
+	// is taken as gone; 0 means 10 s.
+	PingTimeout time.Duration
+
+	onPong func(side string) // tests: called after each answered ping
 
 	initOnce   sync.Once
 	base       context.Context

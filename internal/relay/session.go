@@ -136,7 +136,12 @@ func (s *session) run(dialed time.Duration) {
 		pumps.Add(2)
 		go func() { defer pumps.Done(); s.clientDone <- s.clientPump() }()
 		go func() { defer pumps.Done(); s.upDone <- s.upstreamPump() }()
+		pctx, stopPings := context.WithCancel(s.ctx)
+		pinged := make(chan struct{})
+		go func() { defer close(pinged); s.pinger(pctx) }() // owner: run; ends with stopPings
 		cause = s.wait()
+		stopPings()
+		<-pinged
 	}
 	s.finish(cause, pinned)
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,16 @@ import (
 type ServeOptions struct {
 	TLSCert, TLSKey string        // both set: serve HTTPS
 	ShutdownTimeout time.Duration // bound of the graceful drain; 0 = 10s
-	Logger          *slog.Logger
+	// Timeouts of plain HTTP requests; 0 means the default below. A
+	// WebSocket is not bound by them: net/http clears a connection's
+	// deadlines when it is hijacked (TestWebSocketOutlivesHTTPTimeouts),
+	// and the relay's pings find out a vanished peer instead.
+	ReadHeaderTimeout time.Duration // 0 = 10s
+	ReadTimeout       time.Duration // whole request, body included; 0 = 30s
+	WriteTimeout      time.Duration // from the end of the request headers to the end of the response; 0 = 2m
+	IdleTimeout       time.Duration // an idle keep-alive connection is closed after it; 0 = 60s
+	MaxHeaderBytes    int           // request line and headers; 0 = 64 KiB
+	Logger            *slog.Logger
 	// Relay is closed after the HTTP drain: http.Server.Shutdown does not
 	// cover hijacked (WebSocket) connections.
 	Relay Relay
@@ -31,7 +41,11 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions)
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       cmp.Or(o.ReadTimeout, 30*time.Second),
+		WriteTimeout:      cmp.Or(o.WriteTimeout, 2*time.Minute),
+		IdleTimeout:       cmp.Or(o.IdleTimeout, 60*time.Second),
+		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 64<<10),
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
