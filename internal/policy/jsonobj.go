@@ -15,6 +15,14 @@ import (
 // than guess what upstream will read.
 var errDuplicateKey = errors.New("duplicate key")
 
+// ErrDuplicateKey marks JSON that names one key twice in an object.
+var ErrDuplicateKey = errDuplicateKey
+
+// CheckJSON verifies that raw is exactly one JSON value with no duplicate
+// object keys at any depth (those errors wrap ErrDuplicateKey). The HTTP
+// layer checks request bodies with it, as the firewall checks events.
+func CheckJSON(raw []byte) error { return checkJSON(raw) }
+
 // checkJSON verifies that raw is exactly one JSON value with no duplicate
 // object keys at any depth.
 func checkJSON(raw []byte) error {

@@ -55,12 +55,17 @@ func (t Tier) Narrow(req MintLimits) (store.Limits, error) {
 	return out, nil
 }
 
+// MaxLimit bounds every integer limit a mint may ask for (seconds, or a
+// count), before it is converted to a duration: 18446744074 seconds would
+// wrap to 0.29 s as a time.Duration.
+const MaxLimit = 31 * 24 * 3600
+
 func narrowInt(param string, req *int, tier int) (int, error) {
 	if req == nil {
 		return tier, nil
 	}
-	if *req < 1 {
-		return 0, fieldErr(param, CodeInvalidValue, "must be ≥ 1")
+	if *req < 1 || *req > MaxLimit {
+		return 0, fieldErr(param, CodeInvalidValue, "must be between 1 and %d", MaxLimit)
 	}
 	if tier != 0 && *req > tier {
 		return 0, fieldErr(param, CodeNotAllowed, "%d exceeds the tier's %d; a mint may only tighten its tier", *req, tier)

@@ -295,6 +295,7 @@ func TestMintRateLimits(t *testing.T) {
 	mint := func(user string) *http.Response {
 		req, _ := http.NewRequest("POST", e.ts.URL+"/v1/realtime/client_secrets", strings.NewReader(`{"user":"`+user+`"}`))
 		req.Header.Set("Authorization", "Bearer "+appKey)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -54,6 +54,12 @@ const safetyHeader = "OpenAI-Safety-Identifier"
 // shapes.
 func handleMint(s *Server, style mintStyle) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A browser's mint (a cookie login) comes only from an allowed
+		// origin; server-to-server calls send no Origin.
+		if !s.Config.OriginAllowed(r.Header.Get("Origin")) {
+			writeError(w, r, s.Logger, forbidden("origin_not_allowed", "This origin is not allowed to mint."))
+			return
+		}
 		p, err := s.authenticate(r, "mint")
 		if err != nil {
 			writeError(w, r, s.Logger, err)
