@@ -60,7 +60,7 @@ func TestKeysCLIAndAppKeyMint(t *testing.T) {
 
 func TestDevServesPageAndPrintsAdminKey(t *testing.T) {
 	p := start(t, nil, "dev", "--addr", "127.0.0.1:0", "--store", "memory")
-	line := p.stdout.String()
+	line, _, _ := strings.Cut(p.stdout.String(), "\n")
 	if !strings.HasPrefix(line, "voicegate dev: http://127.0.0.1:") || !strings.Contains(line, "admin key: vgadmin_") {
 		t.Fatalf("dev line %q", line)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,34 +30,11 @@ import (
 	"github.com/voicegate/voicegate/web"
 )
 
-// newFlags returns a flag set carrying every configuration flag.
-func newFlags(e env, name string) (*flag.FlagSet, *config.Flags) {
-	fs := flag.NewFlagSet("voicegate "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs, config.Bind(fs)
-}
-
-// errHelp reports that -h was handled; commands return nil for it.
-var errHelp = errors.New("help shown")
-
-// parseFlags parses args: bad flags become errUsage (the flag package has
-// printed why), -h becomes errHelp.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
-	}
-	return nil
-}
-
-// helpOK maps errHelp to success.
-func helpOK(err error) error {
-	if errors.Is(err, errHelp) {
-		return nil
-	}
-	return err
+// gatewayFlags returns the flag set of serve and dev: every configuration
+// flag.
+func gatewayFlags(e env, h help) (*flagSet, *config.Flags) {
+	fs := cmdFlags(e, h)
+	return fs, config.Bind(fs.FlagSet)
 }
 
 // openStore opens the --store backend.

@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"keys":     {"create, list or revoke app keys", cmdKeys},
 		"sessions": {"list, show or revoke sessions", cmdSessions},
 		"usage":    {"usage and cost from the ledger", cmdUsage},
+		"audit":    {"the audit trail, newest first", cmdAudit},
 		"version":  {"print version information", cmdVersion},
 	}
 }
@@ -56,11 +57,12 @@ func commands() map[string]command {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr, cmds)
-		if len(args) == 0 {
-			return errUsage
-		}
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout, cmds)
 		return nil
 	}
 	c, ok := cmds[args[0]]
@@ -83,5 +85,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'voicegate <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'voicegate <command> -h' for the flags of a command and an example.")
+	fmt.Fprintln(w, "The store commands (keys, sessions, usage, audit) read --store, default sqlite:voicegate.db,")
+	fmt.Fprintln(w, "the store of voicegate dev and serve.")
 }

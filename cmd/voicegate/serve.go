@@ -8,8 +8,14 @@ import (
 
 // cmdServe runs the gateway.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	fs, flags := newFlags(e, "serve")
-	if err := parseFlags(fs, args); err != nil {
+	fs, flags := gatewayFlags(e, help{
+		usage: "voicegate serve [flags]",
+		about: "Run the gateway in front of the Realtime API. The server key comes from OPENAI_API_KEY;\n" +
+			"every flag also reads VOICEGATE_<FLAG> and the --config file.",
+		example: "OPENAI_API_KEY=sk-… voicegate serve --addr :8443 --tls-cert cert.pem --tls-key key.pem \\\n" +
+			"  --admin-key \"$(openssl rand -hex 32)\" --store sqlite:/var/lib/voicegate/voicegate.db",
+	})
+	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}
 	cfg, err := flags.Load(e.getenv, nil)

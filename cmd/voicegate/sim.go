@@ -54,6 +54,7 @@ func parseSimFlags(e env, args []string) (*simConfig, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: voicegate sim [flags]\n\nAn offline OpenAI Realtime API. Every flag also reads VOICEGATE_<FLAG> (e.g. VOICEGATE_ADDR).")
 		fs.PrintDefaults()
+		fmt.Fprintln(e.stderr, "\nExample:\n  voicegate sim --addr 127.0.0.1:8090 --pace fast\n  voicegate serve --upstream http://127.0.0.1:8090/v1   # OPENAI_API_KEY=anything")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

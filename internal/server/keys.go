@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/voicegate/voicegate/internal/auth"
@@ -37,17 +38,23 @@ func handleCreateKey(s *Server) http.Handler {
 		s.audit(r.Context(), store.AuditEntry{Kind: "key_create", AppKeyID: k.ID, Detail: map[string]any{"name": k.Name, "tiers": k.Tiers}})
 		w.Header().Set("Cache-Control", "no-store")
 		encode(w, http.StatusCreated, map[string]any{"object": "voicegate.app_key", "id": k.ID, "name": k.Name, "tiers": k.Tiers,
-			"hint": k.Hint, "created_at": k.CreatedAt.Unix(), "value": tok.Reveal()})
+			"hint": k.Hint, "created_at": k.CreatedAt.UTC(), "value": tok.Reveal()})
 	})
 }
 
 func handleListKeys(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := onlyParams(r.URL.Query()); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
 		keys, err := s.Store.ListKeys(r.Context())
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
+		// Newest first, as every operator list.
+		slices.SortStableFunc(keys, func(a, b *store.AppKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
 		if keys == nil {
 			keys = []*store.AppKey{}
 		}

@@ -215,7 +215,7 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 		return nil, "", fmt.Errorf("mint: store session: %w", err)
 	}
 	s.audit(r.Context(), store.AuditEntry{Kind: "mint", SessionID: sess.ID, User: user, AppKeyID: sess.AppKeyID, Tier: tierName,
-		Detail: map[string]any{"token_id": sess.TokenID, "model": model, "by": string(p.Kind), "expires_at": sess.ExpiresAt.Unix(),
+		Detail: map[string]any{"token_id": sess.TokenID, "model": model, "by": string(p.Kind), "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339),
 			"limits": publicLimits(limits)}})
 	s.Logger.InfoContext(r.Context(), "session minted", "session_id", sess.ID, "token", tok, "tier", tierName, "by", string(p.Kind), "app_key_id", sess.AppKeyID)
 	return sess, tok, nil

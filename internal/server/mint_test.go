@@ -35,7 +35,7 @@ func TestMintClientSecrets(t *testing.T) {
 	if vg["user"] != "alice" || vg["tier"] != "default" || !strings.HasPrefix(vg["session_id"].(string), "vgs_") || sess["id"] != vg["session_id"] {
 		t.Errorf("voicegate = %v", vg)
 	}
-	if lim := vg["limits"].(map[string]any); lim["max_session_seconds"] != 3600.0 {
+	if lim := vg["limits"].(map[string]any); lim["max_session_seconds"] != 1800.0 {
 		t.Errorf("limits = %v", lim)
 	}
 	// Stored by hash only, with the pinned config.

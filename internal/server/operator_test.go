@@ -72,7 +72,9 @@ func TestOperatorSessionsUsageAndScoping(t *testing.T) {
 
 	// Usage grouping.
 	_, u := e.do("GET", "/voicegate/v1/usage?group_by=day", testAdmin, nil)
-	if rows := u["data"].([]any); len(rows) != 2 || rows[0].(map[string]any)["key"] != "2026-11-29" || rows[0].(map[string]any)["responses"] != 2.0 {
+	if rows := u["data"].([]any); len(rows) != 2 || rows[1].(map[string]any)["key"] != "2026-11-29" || rows[1].(map[string]any)["responses"] != 2.0 ||
+		rows[0].(map[string]any)["key"] != "2026-11-30" { // newest first
+
 		t.Errorf("by day: %v", u)
 	}
 	_, u = e.do("GET", "/voicegate/v1/usage?group_by=user&since=2026-11-29&until=2026-11-30", keyA.Reveal(), nil)

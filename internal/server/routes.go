@@ -10,6 +10,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /v1/realtime/client_secrets", s.cors(handleMint(s, mintOpenAI)))
 	mux.Handle("OPTIONS /v1/realtime/client_secrets", s.cors(nil))
 	mux.Handle("GET /v1/realtime", handleRealtime(s))
+	mux.Handle("GET /v1/models", handleModels(s))
+	mux.Handle("GET /v1/models/{model}", handleModels(s))
 	mux.Handle("POST /v1/realtime/calls", s.cors(handleCreateCall(s)))
 	mux.Handle("OPTIONS /v1/realtime/calls", s.cors(nil))
 	mux.Handle("POST /v1/realtime/calls/{id}/hangup", s.cors(handleHangupCall(s)))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,12 +50,22 @@ func Wire(u store.Usage) realtime.Usage {
 	}
 }
 
-// ViewSession sums the session's ledger entries into a SessionView. live
-// may be nil (the CLI has no relay).
-func ViewSession(ctx context.Context, st store.Store, sess *store.Session, live func(string) bool) (*SessionView, error) {
+// ViewSession sums the session's ledger entries into a SessionView at now;
+// its live_seconds count the current connection too. live may be nil (the
+// CLI has no relay).
+func ViewSession(ctx context.Context, st store.Store, sess *store.Session, live func(string) bool, now time.Time) (*SessionView, error) {
 	entries, err := st.LedgerEntries(ctx, store.LedgerFilter{SessionID: sess.ID})
 	if err != nil {
 		return nil, fmt.Errorf("session usage: %w", err)
+	}
+	if sess.State == store.StateLive {
+		last, err := st.AuditEntries(ctx, store.AuditFilter{SessionID: sess.ID, Kind: "connect", Newest: true, Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("session connects: %w", err)
+		}
+		c := *sess
+		c.LiveSeconds = liveSeconds(sess, last, now)
+		sess = &c
 	}
 	var t tally
 	for _, e := range entries {
@@ -81,7 +91,7 @@ func handleGetSession(s *Server) http.Handler {
 			writeError(w, r, s.Logger, err)
 			return
 		}
-		v, err := ViewSession(r.Context(), s.Store, sess, s.isLive)
+		v, err := ViewSession(r.Context(), s.Store, sess, s.isLive, s.Now())
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
@@ -94,32 +104,46 @@ func handleListSessions(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := store.SessionFilter{User: q.Get("user"), State: q.Get("state")}
-		if v := q.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				writeError(w, r, s.Logger, badRequest("invalid_value", "limit", "limit must be an integer between 1 and 1000."))
-				return
-			}
-			f.Limit = n
+		err := onlyParams(q, "user", "state", "since", "before", "limit")
+		if err == nil && f.State != "" && !slices.Contains(States, f.State) {
+			err = badRequest("invalid_value", "state", "state must be one of "+StatesHelp+".")
+		}
+		if err == nil {
+			f.Limit, err = queryLimit(q, 100, 1000)
+		}
+		if err == nil {
+			f.Since, err = ParseTime("since", q.Get("since"))
+		}
+		if err == nil {
+			f.Before, err = ParseTime("before", q.Get("before"))
+		}
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
 		}
 		if p := principalFrom(r.Context()); p.Kind == auth.KindAppKey {
 			f.AppKeyID = p.AppKeyID()
 		}
+		limit := f.Limit
+		f.Limit++ // one more tells whether there is a next page
 		list, err := s.Store.ListSessions(r.Context(), f)
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
+		hasMore := len(list) > limit
+		list = list[:min(limit, len(list))]
 		out := make([]*SessionView, 0, len(list))
 		for _, sess := range list {
-			v, err := ViewSession(r.Context(), s.Store, sess, s.isLive)
+			v, err := ViewSession(r.Context(), s.Store, sess, s.isLive, s.Now())
 			if err != nil {
 				writeError(w, r, s.Logger, err)
 				return
 			}
 			out = append(out, v)
 		}
-		encode(w, http.StatusOK, map[string]any{"object": "list", "data": out})
+		// The next page: ?before=<created_at of the last item>.
+		encode(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": hasMore})
 	})
 }
 
@@ -139,7 +163,7 @@ func handleRevokeSession(s *Server) http.Handler {
 		s.audit(r.Context(), store.AuditEntry{Kind: "revoke", SessionID: sess.ID, User: sess.User, AppKeyID: sess.AppKeyID, Tier: sess.Tier,
 			Detail: map[string]any{"scope": "session", "by": string(p.Kind), "by_app_key_id": p.AppKeyID()}})
 		s.publish(r.Context(), store.Revocation{Kind: "session", ID: sess.ID, At: s.Now().UTC()})
-		v, err := ViewSession(r.Context(), s.Store, sess, s.isLive)
+		v, err := ViewSession(r.Context(), s.Store, sess, s.isLive, s.Now())
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
@@ -199,7 +223,7 @@ func handleRevokeUser(s *Server) http.Handler {
 			}
 			s.audit(r.Context(), store.AuditEntry{Kind: "revoke", User: user, AppKeyID: p.AppKeyID(),
 				Detail: map[string]any{"scope": "user", "by": string(p.Kind), "sessions": n}})
-			encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now.Unix(), "sessions": n})
+			encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now, "sessions": n})
 			return
 		}
 		if err := s.Store.RevokeUser(r.Context(), user, now); err != nil {
@@ -208,7 +232,7 @@ func handleRevokeUser(s *Server) http.Handler {
 		}
 		s.audit(r.Context(), store.AuditEntry{Kind: "revoke", User: user, Detail: map[string]any{"scope": "user", "by": string(p.Kind)}})
 		s.publish(r.Context(), store.Revocation{Kind: "user", ID: user, At: now})
-		encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now.Unix()})
+		encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now})
 	})
 }
 

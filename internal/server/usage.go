@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/voicegate/voicegate/internal/auth"
@@ -28,7 +29,7 @@ type UsageRow struct {
 var GroupBy = []string{"user", "model", "day", "session"}
 
 // SummarizeUsage groups ledger entries by user, model, day (UTC) or
-// session, sorted by key.
+// session, sorted by key; days newest first.
 func SummarizeUsage(entries []store.LedgerEntry, groupBy string) ([]UsageRow, error) {
 	var keyOf func(store.LedgerEntry) string
 	switch groupBy {
@@ -58,15 +59,10 @@ func SummarizeUsage(entries []store.LedgerEntry, groupBy string) ([]UsageRow, er
 		rows = append(rows, UsageRow{Key: k, Responses: g.responses, Transcriptions: g.transcriptions, AudioSeconds: g.usage.AudioSeconds,
 			Usage: Wire(g.usage), CostNanoUSD: g.cost, CostUSD: float64(g.cost) / 1e9})
 	}
-	slices.SortFunc(rows, func(a, b UsageRow) int {
-		if a.Key < b.Key {
-			return -1
-		}
-		if a.Key > b.Key {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(rows, func(a, b UsageRow) int { return strings.Compare(a.Key, b.Key) })
+	if groupBy == "day" {
+		slices.Reverse(rows)
+	}
 	return rows, nil
 }
 
@@ -92,8 +88,11 @@ func handleUsage(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := store.LedgerFilter{User: q.Get("user")}
-		var err error
-		if f.Since, err = ParseTime("since", q.Get("since")); err == nil {
+		err := onlyParams(q, "user", "since", "until", "group_by")
+		if err == nil {
+			f.Since, err = ParseTime("since", q.Get("since"))
+		}
+		if err == nil {
 			f.Until, err = ParseTime("until", q.Get("until"))
 		}
 		if err != nil {
@@ -124,36 +123,43 @@ func handleUsage(s *Server) http.Handler {
 func handleAudit(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		f := store.AuditFilter{Kind: q.Get("kind"), SessionID: q.Get("session_id"), User: q.Get("user")}
-		var err error
-		if f.Since, err = ParseTime("since", q.Get("since")); err != nil {
-			writeError(w, r, s.Logger, err)
-			return
+		// Newest first; the next page is ?before=<seq of the last entry>.
+		f := store.AuditFilter{Kind: q.Get("kind"), SessionID: q.Get("session_id"), User: q.Get("user"), Newest: true}
+		err := onlyParams(q, "kind", "session_id", "user", "since", "until", "before", "limit")
+		if err == nil {
+			f.Since, err = ParseTime("since", q.Get("since"))
 		}
-		if v := q.Get("limit"); v != "" {
-			if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 10000 {
-				writeError(w, r, s.Logger, badRequest("invalid_value", "limit", "limit must be an integer between 1 and 10000."))
-				return
+		if err == nil {
+			f.Until, err = ParseTime("until", q.Get("until"))
+		}
+		if err == nil && q.Get("before") != "" {
+			if f.BeforeSeq, err = strconv.ParseInt(q.Get("before"), 10, 64); err != nil || f.BeforeSeq < 1 {
+				err = badRequest("invalid_value", "before", "before must be the seq of an audit entry (a positive integer).")
 			}
 		}
-		entries, err := s.Store.AuditEntries(r.Context(), f)
+		if err == nil {
+			f.Limit, err = queryLimit(q, 100, 10000)
+		}
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
 		if p := principalFrom(r.Context()); p.Kind == auth.KindAppKey {
-			mine := entries[:0]
-			for _, e := range entries {
-				if e.AppKeyID == p.AppKeyID() {
-					mine = append(mine, e)
-				}
-			}
-			entries = mine
+			f.AppKeyID = p.AppKeyID()
 		}
+		limit := f.Limit
+		f.Limit++ // one more tells whether there is a next page
+		entries, err := s.Store.AuditEntries(r.Context(), f)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		hasMore := len(entries) > limit
+		entries = entries[:min(limit, len(entries))]
 		if entries == nil {
 			entries = []store.AuditEntry{}
 		}
-		encode(w, http.StatusOK, map[string]any{"object": "list", "data": entries})
+		encode(w, http.StatusOK, map[string]any{"object": "list", "data": entries, "has_more": hasMore})
 	})
 }
 
