@@ -2,8 +2,11 @@ package relay
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -77,4 +80,37 @@ func TestAnsweringClientKeptByPing(t *testing.T) {
 	c.CloseNow()
 	<-read
 	h.waitServed()
+}
+
+// TestShutdownLetsAnswersFinish: a response being spoken when the gateway
+// shuts down finishes (no response.cancel upstream) and is metered, then
+// the client gets 1001 going_away.
+func TestShutdownLetsAnswersFinish(t *testing.T) {
+	up := &fakeUpstream{deltas: 5, deltaInterval: 50 * time.Millisecond}
+	h := newHarness(t, up, nil)
+	ctx, c := h.open()
+	c.send(ctx, `{"type":"response.create"}`)
+	c.until(ctx, "response.created")
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- h.relay.Shutdown(sctx) }()
+	done := c.until(ctx, "response.done")
+	if !strings.Contains(string(done), `"completed"`) {
+		t.Errorf("response.done during the drain: %s", done)
+	}
+	ce, _ := c.closed(ctx)
+	if ce.Code != websocket.StatusGoingAway {
+		t.Errorf("close = %v, want 1001", ce)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	h.waitServed()
+	for _, ev := range up.Events() {
+		if ev == "response.cancel" {
+			t.Error("the answer was cancelled upstream during the drain")
+		}
+	}
+	h.assertLedgerMatches(1)
 }

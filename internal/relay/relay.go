@@ -346,14 +346,32 @@ func (r *Relay) IsLive(sessionID string) bool {
 	return false
 }
 
-// Shutdown refuses new sessions, closes every live one with 1001
-// "going_away" after settling its in-flight responses, and waits for them,
-// bounded by ctx. When ctx ends first, the remaining connections are cut.
+// Shutdown refuses new sessions and drains the live ones: each is closed
+// with 1001 "going_away" as soon as nothing it started upstream is
+// outstanding, so answers being spoken finish and are metered. Sessions
+// still busy when the drain ends (ctx's deadline less a second for the
+// closes; no deadline: at once) are closed then, their responses cancelled
+// upstream and metered. It waits for every session, bounded by ctx; when
+// ctx ends first, the remaining connections are cut.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.init()
 	r.mu.Lock()
 	r.shutting = true
+	live := make([]*session, 0, len(r.live))
+	for s := range r.live {
+		live = append(live, s)
+	}
 	r.mu.Unlock()
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(time.Second, time.Until(dl)/2)
+		drainCtx, cancel := context.WithDeadline(ctx, dl.Add(-margin))
+		var drained sync.WaitGroup
+		for _, s := range live {
+			drained.Go(func() { s.drain(drainCtx) })
+		}
+		drained.Wait()
+		cancel()
+	}
 	r.CloseSessions(func(*store.Session) bool { return true }, websocket.StatusGoingAway, "going_away", "the gateway is shutting down")
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()

@@ -107,6 +107,26 @@ func (s *session) endIfDue() {
 	}
 }
 
+// drain closes the session with 1001 once nothing it started upstream is
+// outstanding (at once when idle), or returns when ctx ends or the session
+// ends otherwise.
+func (s *session) drain(ctx context.Context) {
+	for {
+		n, idle := s.gov.Outstanding()
+		if n == 0 {
+			s.terminate(gatewayEnd("going_away", "the gateway is shutting down"))
+			return
+		}
+		select {
+		case <-idle:
+		case <-s.stopping:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // terminate asks the supervisor to end the session; later requests are
 // ignored.
 func (s *session) terminate(c endCause) {
