@@ -29,3 +29,16 @@ go vet ./...
 
 echo "==> go test -race ./..."
 go test -race -count=1 -timeout 12m ./...
+
+echo "==> container image"
+if [ "${VOICEGATE_SKIP_IMAGE:-}" = 1 ]; then
+	echo "skipped: VOICEGATE_SKIP_IMAGE=1"
+elif ! command -v docker >/dev/null 2>&1; then
+	echo "skipped: docker is not installed (the Dockerfile builds a static, non-root, distroless image: docker build -t voicegate .)"
+elif ! docker info >/dev/null 2>&1; then
+	echo "skipped: the Docker daemon is not reachable (docker info failed); start it to build the image"
+else
+	docker build -q -t voicegate:test .
+	docker run --rm voicegate:test version
+	[ "$(docker image inspect -f '{{.Config.User}}' voicegate:test)" = 65532:65532 ] || { echo "image does not run as non-root"; exit 1; }
+fi
