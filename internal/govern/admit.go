@@ -18,7 +18,7 @@ func (g *Governor) AdmitMint(ctx context.Context, tierName, model, user, appKeyI
 		key, limit, what string
 		n                int
 	}{
-		{"rl:mint:user:" + user, "mints_per_user_per_minute", "this user", t.Rates.MintsPerUserPerMinute},
+		{"rl:mint:user:" + UserKey(appKeyID, user), "mints_per_user_per_minute", "this user", t.Rates.MintsPerUserPerMinute},
 		{"rl:mint:key:" + appKeyID, "mints_per_app_key_per_minute", "this app key", t.Rates.MintsPerAppKeyPerMinute},
 	}
 	for _, l := range limits {
@@ -76,7 +76,7 @@ func (g *Governor) Admit(ctx context.Context, rec *store.Session, holder string)
 	a.leases = append(a.leases, lease{key: "tok:" + rec.ID, max: 1})
 	t := g.Tier(rec.Tier)
 	if n := t.Rates.ConnectsPerUserPerMinute; n > 0 && rec.User != "" {
-		res, err := g.Store.Allow(ctx, "rl:connect:user:"+rec.User, store.PerMinute(n))
+		res, err := g.Store.Allow(ctx, "rl:connect:user:"+UserKey(rec.AppKeyID, rec.User), store.PerMinute(n))
 		if err != nil {
 			a.release(ctx)
 			return nil, errors.Join(store.ErrUnavailable, err)
@@ -97,7 +97,7 @@ func (g *Governor) Admit(ctx context.Context, rec *store.Session, holder string)
 		max              int
 		skip             bool
 	}{
-		{"user:" + rec.User, "concurrency_per_user", "this user", perUser, rec.User == ""},
+		{"user:" + UserKey(rec.AppKeyID, rec.User), "concurrency_per_user", "this user", perUser, rec.User == ""},
 		{"key:" + rec.AppKeyID, "concurrency_per_app_key", "this app key", t.Concurrency.PerAppKey, rec.AppKeyID == ""},
 		{"instance:" + g.Instance, "concurrency_per_instance", "this gateway instance", t.Concurrency.PerInstance, false},
 	}

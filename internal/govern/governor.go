@@ -125,24 +125,38 @@ func (g *Governor) Tier(name string) policy.Tier {
 	return t
 }
 
+// UserKey is the identity of a user for limits, budgets and leases:
+// users are namespaced by the app key that minted for them ("<app key
+// id>/<user>"), so app A's "carol" never spends app B's "carol"'s limits.
+// Sessions minted with the admin key or by a user's own login (no app key)
+// share the gateway's own namespace: the bare user. The audit trail keeps
+// the bare user next to the app key id.
+func UserKey(appKeyID, user string) string {
+	if appKeyID == "" {
+		return user
+	}
+	return appKeyID + "/" + user
+}
+
 // Accounts are the budget accounts a cost of rec is charged to at now
-// (UTC windows): session:<id>, user:day:<user>:<YYYY-MM-DD>,
-// user:month:<user>:<YYYY-MM>, key:month:<appkey>:<YYYY-MM>. Accounts
-// without a limit are left out.
+// (UTC windows): session:<id>, user:day:<user key>:<YYYY-MM-DD>,
+// user:month:<user key>:<YYYY-MM>, key:month:<appkey>:<YYYY-MM>, where the
+// user key is UserKey's. Accounts without a limit are left out.
 func Accounts(rec *store.Session, t policy.Tier, now time.Time) []store.BudgetAccount {
 	now = now.UTC()
 	_, day, month, keyMonth := t.Budget.BudgetNano()
 	dayEnd := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	monthEnd := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	var out []store.BudgetAccount
+	user := UserKey(rec.AppKeyID, rec.User)
 	if rec.Limits.BudgetNanoUSD > 0 {
 		out = append(out, store.BudgetAccount{Key: "session:" + rec.ID, LimitNano: rec.Limits.BudgetNanoUSD, ExpiresAt: rec.ExpiresAt.Add(24 * time.Hour)})
 	}
 	if rec.User != "" && day > 0 {
-		out = append(out, store.BudgetAccount{Key: "user:day:" + rec.User + ":" + now.Format("2006-01-02"), LimitNano: day, ExpiresAt: dayEnd.Add(24 * time.Hour)})
+		out = append(out, store.BudgetAccount{Key: "user:day:" + user + ":" + now.Format("2006-01-02"), LimitNano: day, ExpiresAt: dayEnd.Add(24 * time.Hour)})
 	}
 	if rec.User != "" && month > 0 {
-		out = append(out, store.BudgetAccount{Key: "user:month:" + rec.User + ":" + now.Format("2006-01"), LimitNano: month, ExpiresAt: monthEnd.Add(24 * time.Hour)})
+		out = append(out, store.BudgetAccount{Key: "user:month:" + user + ":" + now.Format("2006-01"), LimitNano: month, ExpiresAt: monthEnd.Add(24 * time.Hour)})
 	}
 	if rec.AppKeyID != "" && keyMonth > 0 {
 		out = append(out, store.BudgetAccount{Key: "key:month:" + rec.AppKeyID + ":" + now.Format("2006-01"), LimitNano: keyMonth, ExpiresAt: monthEnd.Add(24 * time.Hour)})
