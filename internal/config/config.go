@@ -27,6 +27,9 @@ type Config struct {
 	// not show in process listings.
 	OpenAIAPIKey   Secret   `yaml:"openai_api_key"`
 	AdminKey       Secret   `yaml:"admin_key"`
+	// MetricsToken, when set, is required as a Bearer token by GET
+	// /metrics (empty: /metrics is open, as for a private network).
+	MetricsToken Secret `yaml:"metrics_token"`
 	TLSCert        string   `yaml:"tls_cert"`
 	TLSKey         string   `yaml:"tls_key"`
 	AllowedOrigins []string `yaml:"allowed_origins"` // empty = any origin; "*" = any

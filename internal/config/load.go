@@ -23,6 +23,7 @@ var settings = []setting{
 	{"store", "storage: sqlite:PATH, memory or redis://[:password@]host:port/db", func(c *Config, v string) error { c.Store = v; return nil }},
 	{"upstream", `Realtime API base URL, or "sim" for the built-in simulator`, func(c *Config, v string) error { c.Upstream = v; return nil }},
 	{"admin-key", "bootstrap admin credential (at least 32 characters)", func(c *Config, v string) error { c.AdminKey = Secret(v); return nil }},
+	{"metrics-token", "Bearer token GET /metrics requires (empty = /metrics is open)", func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
 	{"tls-cert", "TLS certificate file (PEM)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "TLS private key file (PEM)", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"allowed-origins", "comma-separated browser origins allowed to connect (empty = any)", func(c *Config, v string) error {

@@ -6,6 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/token"
 )
 
 // metrics are the server's own Prometheus series; the relay registers its
@@ -44,6 +47,16 @@ func (m *metrics) request(route string, code int, seconds float64) {
 	}
 }
 
+// handleMetrics serves the registry; with a metrics token configured, only
+// to a scraper that sends it as a Bearer token (401 otherwise, not audited:
+// a scraper retries on its own schedule).
 func handleMetrics(s *Server) http.Handler {
-	return promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry})
+	h := promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if want := string(s.Config.MetricsToken); want != "" && !token.Equal(auth.BearerToken(r), want) {
+			writeError(w, r, s.Logger, unauthorized("invalid_api_key", "GET /metrics needs the metrics token as a Bearer token."))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voicegate/voicegate/internal/config"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -93,5 +94,23 @@ func TestFailedLoginPathBounded(t *testing.T) {
 		if len(line) > 2048 {
 			t.Errorf("log line of %d bytes: %.120s", len(line), line)
 		}
+	}
+}
+
+// TestMetricsToken: with a metrics token configured, /metrics answers 401
+// without it and 200 with it; without one it stays open.
+func TestMetricsToken(t *testing.T) {
+	open := newEnv(t, nil)
+	if code, _ := open.do("GET", "/metrics", "", nil); code != http.StatusOK {
+		t.Errorf("open /metrics: %d", code)
+	}
+	e := newEnv(t, func(c *config.Config) { c.MetricsToken = "scrape-token-0123456789" })
+	for _, bearer := range []string{"", "wrong", testAdmin} {
+		if code, _ := e.do("GET", "/metrics", bearer, nil); code != http.StatusUnauthorized {
+			t.Errorf("/metrics with %q: %d, want 401", bearer, code)
+		}
+	}
+	if code, _ := e.do("GET", "/metrics", "scrape-token-0123456789", nil); code != http.StatusOK {
+		t.Errorf("/metrics with the token: %d, want 200", code)
 	}
 }
