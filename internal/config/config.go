@@ -25,11 +25,11 @@ type Config struct {
 	// OpenAIAPIKey is the server key, read only from OPENAI_API_KEY (or
 	// VOICEGATE_OPENAI_API_KEY / the YAML file); never a flag so it does
 	// not show in process listings.
-	OpenAIAPIKey   Secret   `yaml:"openai_api_key"`
-	AdminKey       Secret   `yaml:"admin_key"`
+	OpenAIAPIKey Secret `yaml:"openai_api_key"`
+	AdminKey     Secret `yaml:"admin_key"`
 	// MetricsToken, when set, is required as a Bearer token by GET
 	// /metrics (empty: /metrics is open, as for a private network).
-	MetricsToken Secret `yaml:"metrics_token"`
+	MetricsToken   Secret   `yaml:"metrics_token"`
 	TLSCert        string   `yaml:"tls_cert"`
 	TLSKey         string   `yaml:"tls_key"`
 	AllowedOrigins []string `yaml:"allowed_origins"` // empty = any origin; "*" = any
