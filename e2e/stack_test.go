@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/sim"
+	"github.com/voicegate/voicegate/internal/sim/simrtc"
 	"github.com/voicegate/voicegate/internal/testenv"
 )
 
@@ -43,6 +44,8 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // stack is a running simulator plus a voicegate subprocess serving TLS.
 type stack struct {
 	dir      string
+	simSrv   *sim.Server
+	proc     *os.Process
 	sim      *httptest.Server
 	base     string // https://127.0.0.1:PORT
 	caFile   string
@@ -55,18 +58,42 @@ type stack struct {
 	bodies   []string // every HTTP body the Go side received
 }
 
-func startStack(t *testing.T) *stack {
+// stackOptions vary the stack: plain HTTP (for a browser, which would
+// refuse the self-signed certificate), a real-time simulator with its
+// WebRTC side, extra serve flags.
+type stackOptions struct {
+	plainHTTP bool
+	webrtc    bool
+	args      []string
+}
+
+func startStack(t *testing.T) *stack { return startStackWith(t, stackOptions{}) }
+
+func startStackWith(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{dir: t.TempDir(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	simSrv := sim.New(sim.Options{APIKeys: []string{serverKey}, Pace: sim.PaceFast})
+	opts := sim.Options{APIKeys: []string{serverKey}, Pace: sim.PaceFast}
+	if o.webrtc {
+		opts.Pace = sim.PaceRealtime
+	}
+	simSrv := sim.New(opts)
+	if o.webrtc {
+		simSrv.Calls = simrtc.New(simSrv)
+	}
+	s.simSrv = simSrv
 	s.sim = httptest.NewServer(simSrv.Handler())
 	t.Cleanup(func() { _ = simSrv.Close() })
 	t.Cleanup(s.sim.Close)
 
-	cert := testenv.SelfSignedCert(t, s.dir)
-	certFile, keyFile := cert.CertFile, cert.KeyFile
-	s.caFile = certFile
-	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	var tlsArgs []string
+	if o.plainHTTP {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	} else {
+		cert := testenv.SelfSignedCert(t, s.dir)
+		s.caFile = cert.CertFile
+		tlsArgs = []string{"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile}
+		s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	}
 	t.Cleanup(s.client.CloseIdleConnections)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,12 +103,15 @@ func startStack(t *testing.T) *stack {
 	addr := l.Addr().String()
 	l.Close()
 	s.base = "https://" + addr
+	if o.plainHTTP {
+		s.base = "http://" + addr
+	}
 	s.dbPath = filepath.Join(s.dir, "vg.db")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, binary, "serve", "--addr", addr, "--store", "sqlite:"+s.dbPath,
-		"--upstream", s.sim.URL+"/v1", "--admin-key", adminKey, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--log-format", "json", "--log-level", "debug")
+	args := append([]string{"serve", "--addr", addr, "--store", "sqlite:" + s.dbPath,
+		"--upstream", s.sim.URL + "/v1", "--admin-key", adminKey, "--log-format", "json", "--log-level", "debug"}, tlsArgs...)
+	cmd := exec.CommandContext(ctx, binary, append(args, o.args...)...)
 	cmd.Env = append(os.Environ(), "OPENAI_API_KEY="+serverKey)
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	if err := cmd.Start(); err != nil {
@@ -90,6 +120,7 @@ func startStack(t *testing.T) *stack {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
+	s.proc = cmd.Process
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {

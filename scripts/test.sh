@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every voicegate test on a fresh machine: installs what the tests
-# need (redis-server from Debian, the pinned npm SDKs), checks formatting and
+# need (redis-server and chromium from Debian, the pinned npm SDKs,
+# playwright-core and esbuild), checks formatting and
 # vet, then runs the Go tests with the race detector. The tests start their
 # own redis-server, simulator and gateways on loopback ports.
 set -euo pipefail
@@ -11,13 +12,14 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium) # the browser tests (e2e, headless)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "==> installing ${missing[*]}"
 	as_root apt-get update -q
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "==> npm ci (e2e: official OpenAI SDKs, pinned by e2e/package-lock.json)"
+echo "==> npm ci (e2e: official OpenAI SDKs, playwright-core, esbuild; pinned by e2e/package-lock.json)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "==> gofmt, go vet"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/calls"
 	"github.com/voicegate/voicegate/internal/config"
 	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/meter"
 	"github.com/voicegate/voicegate/internal/relay"
 	"github.com/voicegate/voicegate/internal/server"
 	"github.com/voicegate/voicegate/internal/sim"
+	"github.com/voicegate/voicegate/internal/sim/simrtc"
 	"github.com/voicegate/voicegate/internal/store"
 	"github.com/voicegate/voicegate/internal/store/memory"
 	"github.com/voicegate/voicegate/internal/store/redis"
@@ -140,6 +143,7 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 		// per-process key.
 		apiKey = "sk-sim-" + randomHex(16)
 		simSrv := sim.New(sim.Options{APIKeys: []string{apiKey}, Logger: log.With("component", "sim")})
+		simSrv.Calls = simrtc.New(simSrv, simrtc.WithLogger(log.With("component", "sim")))
 		sln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("simulator listener: %w", err)
@@ -176,7 +180,15 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 		Metrics:  relay.NewMetrics(reg),
 		Instance: cfg.Instance,
 	}
+	cl := &calls.Calls{
+		Governor: gov,
+		Upstream: upstream,
+		APIKey:   relay.Secret(apiKey),
+		Logger:   log.With("component", "calls"),
+		Metrics:  calls.NewMetrics(reg),
+	}
 	srv := server.NewServer(server.Deps{
+		Calls:    cl,
 		Config:   cfg,
 		Store:    st,
 		Auth:     &auth.Authenticator{AdminKey: cfg.AdminKey, Keys: st, Login: endUsers},
@@ -213,8 +225,18 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 		announce(base)
 	}
 	return server.Serve(ctx, ln, srv, server.ServeOptions{
-		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: rl,
+		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: engines{rl, cl},
 	})
+}
+
+// engines shuts the WebSocket relay and the WebRTC calls down together.
+type engines struct {
+	*relay.Relay
+	calls *calls.Calls
+}
+
+func (e engines) Shutdown(ctx context.Context) error {
+	return errors.Join(e.Relay.Shutdown(ctx), e.calls.Shutdown(ctx))
 }
 
 // storeLabel hides a Redis password in logs.

@@ -70,10 +70,17 @@ func (cl *call) run() {
 	started := c.now()
 	cl.touch()
 	cl.gov.Connected(ctx, "webrtc", map[string]any{"call": true})
+	c.Metrics.liveAdd(1)
+	defer c.Metrics.liveAdd(-1)
 	cl.log.Info("call connected", "call_id", cl.upID)
 
-	readDone := make(chan error, 1)
-	go func() { readDone <- cl.read(ctx) }() // owner: run, through ctx and the sideband's close
+	readDone := make(chan struct{}) // closed when the sideband's reader returns
+	go func() {                     // owner: run, through ctx and the sideband's close
+		defer close(readDone)
+		if err := cl.read(ctx); err != nil && ctx.Err() == nil {
+			cl.log.Debug("sideband closed", "call_id", cl.upID, "err", err)
+		}
+	}()
 
 	e := cl.wait(readDone)
 	if e.by != "upstream" {
@@ -118,7 +125,7 @@ func (cl *call) read(ctx context.Context) error {
 }
 
 // wait returns why the call ends, enforcing the duration and idle limits.
-func (cl *call) wait(readDone <-chan error) ending {
+func (cl *call) wait(readDone <-chan struct{}) ending {
 	lim := cl.rec.Limits
 	var expire, idle <-chan time.Time
 	if lim.MaxSessionSeconds > 0 {

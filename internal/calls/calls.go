@@ -47,6 +47,8 @@ type Calls struct {
 	Governor *govern.Governor
 	// Logger receives call lines; nil discards.
 	Logger *slog.Logger
+	// Metrics, when non-nil, counts calls and live calls.
+	Metrics *Metrics
 	// AbandonWait bounds the wait for outstanding responses when the
 	// gateway ends a call; 0 means 5 s.
 	AbandonWait time.Duration
@@ -160,12 +162,19 @@ func (c *Calls) Create(ctx context.Context, req Request) (answer []byte, id stri
 	}
 	answer, upID, err := c.post(ctx, req.Offer, cfg, req.SafetyID)
 	if err != nil {
+		var ue *UpstreamError
+		if errors.As(err, &ue) {
+			c.Metrics.outcome("refused_upstream")
+		} else {
+			c.Metrics.outcome("upstream_unavailable")
+		}
 		log.Warn("call not placed upstream", "err", err)
 		return fail(err)
 	}
 	cl.upID = upID
 	side, err := c.dialSideband(ctx, upID)
 	if err != nil {
+		c.Metrics.outcome("sideband_failed")
 		log.Warn("sideband not attached: hanging up the call", "call_id", upID, "err", err)
 		if herr := c.hangupUpstream(context.WithoutCancel(ctx), upID); herr != nil {
 			log.Error("hangup of an ungoverned call failed", "call_id", upID, "err", herr)
@@ -178,6 +187,7 @@ func (c *Calls) Create(ctx context.Context, req Request) (answer []byte, id stri
 		_ = c.hangupUpstream(context.WithoutCancel(ctx), upID)
 		return fail(ErrUnavailable)
 	}
+	c.Metrics.outcome("placed")
 	go cl.run() // owner: Calls (wg); ends with the call
 	return answer, c.publicID(req.Session.ID, upID), nil
 }
