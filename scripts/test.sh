@@ -29,8 +29,27 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+echo "==> govulncheck (known vulnerabilities in code paths voicegate calls)"
+govulncheck=$(command -v govulncheck || echo "$(go env GOPATH)/bin/govulncheck")
+[ -x "$govulncheck" ] || go install golang.org/x/vuln/cmd/govulncheck@latest >/dev/null 2>&1 || true
+if [ ! -x "$govulncheck" ]; then
+	echo "skipped: govulncheck is not installed and 'go install golang.org/x/vuln/cmd/govulncheck@latest' failed (no module proxy?)"
+else
+	set +e; out=$("$govulncheck" ./... 2>&1); rc=$?; set -e
+	if [ $rc = 0 ]; then
+		echo "no known vulnerabilities"
+	elif [ $rc != 3 ] && grep -q "fetching vulnerabilities" <<<"$out"; then
+		echo "skipped: the vulnerability database is unreachable ($(grep -m1 'fetching vulnerabilities' <<<"$out"))"
+	else
+		echo "$out"; exit 1
+	fi
+fi
+
 echo "==> go test -race ./..."
 go test -race -count=1 -timeout 12m ./...
+
+echo "==> fuzz targets run on their own (a short smoke run)"
+go test -run '^$' -fuzz FuzzParseAppend -fuzztime 3s ./internal/sim
 
 echo "==> container image"
 if [ "${VOICEGATE_SKIP_IMAGE:-}" = 1 ]; then
