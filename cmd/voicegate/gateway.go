@@ -50,7 +50,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	case "memory":
 		return memory.New(), nil
 	case "sqlite":
-		st, err := sqlite.Open(ctx, loc)
+		st, err := sqlite.Open(ctx, loc, sqlite.WithAuditRetention(cfg.AuditRetention))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", loc, err)
 		}

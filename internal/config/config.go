@@ -44,6 +44,10 @@ type Config struct {
 	// LeaseTTL bounds how long the concurrency leases of a crashed
 	// instance outlive it; live sessions renew theirs every LeaseTTL/3.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// AuditRetention is how long the SQLite store keeps audit records
+	// other than mints, ends, revocations and keys created (kept forever);
+	// 0 keeps every record.
+	AuditRetention time.Duration `yaml:"audit_retention"`
 
 	// Tiers by name; "default" always exists.
 	Tiers map[string]Tier `yaml:"tiers"`
@@ -228,9 +232,13 @@ func Default() *Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 10 * time.Second,
 		LeaseTTL:        DefaultLeaseTTL,
+		AuditRetention:  DefaultAuditRetention,
 		Tiers:           map[string]Tier{"default": DefaultTier()},
 	}
 }
+
+// DefaultAuditRetention is the audit retention when none is configured.
+const DefaultAuditRetention = 30 * 24 * time.Hour
 
 // DefaultLeaseTTL is the lease TTL when none is configured.
 const DefaultLeaseTTL = 15 * time.Second

@@ -49,6 +49,14 @@ var settings = []setting{
 		c.ShutdownTimeout = d
 		return nil
 	}},
+	{"audit-retention", "how long audit records other than mints, ends, revocations and keys created are kept (e.g. 720h; 0 keeps all; SQLite store)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration like 720h", v)
+		}
+		c.AuditRetention = d
+		return nil
+	}},
 	{"lease-ttl", "lifetime of a concurrency lease not renewed: a killed instance's live-session slots free within it (e.g. 15s; at least 1s)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -159,6 +167,7 @@ func loadFile(c *Config, path string) error {
 		Config          `yaml:",inline"`
 		ShutdownTimeout string `yaml:"shutdown_timeout"`
 		LeaseTTL        string `yaml:"lease_ttl"`
+		AuditRetention  string `yaml:"audit_retention"`
 	}
 	tmp.Config = *c
 	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict()).Decode(&tmp); err != nil {
@@ -177,6 +186,13 @@ func loadFile(c *Config, path string) error {
 			return fmt.Errorf("config: %s: lease_ttl: %q is not a duration like 15s", path, tmp.LeaseTTL)
 		}
 		tmp.Config.LeaseTTL = d
+	}
+	if tmp.AuditRetention != "" {
+		d, err := time.ParseDuration(tmp.AuditRetention)
+		if err != nil || d < 0 {
+			return fmt.Errorf("config: %s: audit_retention: %q is not a duration like 720h", path, tmp.AuditRetention)
+		}
+		tmp.Config.AuditRetention = d
 	}
 	*c = tmp.Config
 	return nil

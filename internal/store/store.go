@@ -185,6 +185,12 @@ type AuditEntry struct {
 	Detail    map[string]any `json:"detail,omitempty"`
 }
 
+// PermanentAuditKinds are the audit records a retention never prunes:
+// sessions minted and ended, revocations and app keys created. Every other
+// kind (refusals, limits, failed logins, connects, session updates) is
+// pruned once older than the audit retention.
+var PermanentAuditKinds = []string{"mint", "disconnect", "revoke", "key_create"}
+
 // AuditFilter selects audit entries; zero fields match everything.
 type AuditFilter struct {
 	Kind      string

@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
+
+	"github.com/voicegate/voicegate/internal/store"
 )
 
 // Defaults of the pruning options.
@@ -13,6 +16,9 @@ const (
 	DefaultRetention = 30 * 24 * time.Hour
 	// DefaultPruneInterval is how often a store prunes in the background.
 	DefaultPruneInterval = time.Hour
+	// DefaultAuditRetention is how long audit records other than
+	// store.PermanentAuditKinds are kept.
+	DefaultAuditRetention = 30 * 24 * time.Hour
 	// budgetAccountGrace keeps a budget account this long past the end of
 	// its window, so late settlements of that window still find it.
 	budgetAccountGrace = 24 * time.Hour
@@ -20,10 +26,14 @@ const (
 
 // WithRetention sets how long a session is kept after it stops mattering
 // (its connect deadline passed and it ended), and a user revocation after
-// it was made (default 30 days, like the Redis backend). The ledger and the
-// audit trail are records of what was spent and done: they are never
-// pruned.
+// it was made (default 30 days, like the Redis backend). The ledger is the
+// record of what was spent: it is never pruned.
 func WithRetention(d time.Duration) Option { return func(s *Store) { s.retention = d } }
+
+// WithAuditRetention sets how long audit records other than
+// store.PermanentAuditKinds (mints, ends, revocations, keys created: kept
+// forever) are kept (default 30 days; 0 keeps every record).
+func WithAuditRetention(d time.Duration) Option { return func(s *Store) { s.auditRetention = d } }
 
 // WithPruneInterval sets how often the store prunes in the background
 // (default 1 h; 0 disables it, Prune can still be called).
@@ -31,7 +41,7 @@ func WithPruneInterval(d time.Duration) Option { return func(s *Store) { s.prune
 
 // PruneStats counts the rows one Prune removed.
 type PruneStats struct {
-	Sessions, UserRevocations, BudgetAccounts int64
+	Sessions, UserRevocations, BudgetAccounts, Audit int64
 }
 
 // Prune removes what has outlived the retention: sessions whose connect
@@ -63,6 +73,18 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 			return unavailable("prune budget accounts", err)
 		}
 		st.BudgetAccounts, _ = res.RowsAffected()
+		if s.auditRetention > 0 {
+			args := []any{now.Add(-s.auditRetention).UnixNano()}
+			marks := make([]string, len(store.PermanentAuditKinds))
+			for i, k := range store.PermanentAuditKinds {
+				marks[i] = "?"
+				args = append(args, k)
+			}
+			if res, err = tx.ExecContext(ctx, `DELETE FROM audit WHERE at < ? AND kind NOT IN (`+strings.Join(marks, ",")+`)`, args...); err != nil {
+				return unavailable("prune audit", err)
+			}
+			st.Audit, _ = res.RowsAffected()
+		}
 		return nil
 	})
 	return st, err

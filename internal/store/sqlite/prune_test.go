@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestPrune(t *testing.T) {
 		t.Errorf("ledger after prune = %d entries, %v; the ledger is never pruned", len(e), err)
 	}
 	if a, err := s.AuditEntries(ctx, store.AuditFilter{}); err != nil || len(a) != 1 {
-		t.Errorf("audit after prune = %d entries, %v; the audit trail is never pruned", len(a), err)
+		t.Errorf("audit after prune = %d entries, %v; a mint is never pruned", len(a), err)
 	}
 	if again, err := s.Prune(ctx); err != nil || again != (sqlite.PruneStats{}) {
 		t.Errorf("second Prune = %+v, %v; want nothing", again, err)
@@ -115,5 +116,44 @@ func TestPruneKeepsHeldAccounts(t *testing.T) {
 	}
 	if spent, _, err := s.Spent(ctx, "session:vgs_1"); err != nil || spent != 4 {
 		t.Errorf("Spent after settle = %d, %v; want 4", spent, err)
+	}
+}
+
+// TestPruneAudit: audit records past the audit retention go, except mints,
+// ends, revocations and keys created, which are kept forever.
+func TestPruneAudit(t *testing.T) {
+	ctx := t.Context()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s := openFile(t, filepath.Join(t.TempDir(), "vg.db"), sqlite.WithNow(clock), sqlite.WithPruneInterval(0),
+		sqlite.WithAuditRetention(7*24*time.Hour))
+	defer s.Close()
+	old := []string{"mint", "connect", "refusal", "refusal_summary", "limit", "auth_refused", "session_update", "disconnect", "revoke", "key_create"}
+	for _, k := range old {
+		if err := s.AppendAudit(ctx, store.AuditEntry{Kind: k, SessionID: "vgs_old"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(8 * 24 * time.Hour)
+	if err := s.AppendAudit(ctx, store.AuditEntry{Kind: "refusal", SessionID: "vgs_new"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Prune(ctx)
+	if err != nil || st.Audit != 6 {
+		t.Fatalf("Prune = %+v, %v; want 6 audit records removed", st, err)
+	}
+	left, err := s.AuditEntries(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range left {
+		kinds = append(kinds, e.Kind+"/"+e.SessionID)
+	}
+	want := []string{"mint/vgs_old", "disconnect/vgs_old", "revoke/vgs_old", "key_create/vgs_old", "refusal/vgs_new"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("audit after prune = %v, want %v", kinds, want)
 	}
 }

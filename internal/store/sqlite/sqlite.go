@@ -62,6 +62,7 @@ type Store struct {
 	reservationTTL      time.Duration
 	revocationRetention time.Duration
 	retention           time.Duration
+	auditRetention      time.Duration
 	pruneInterval       time.Duration
 
 	stmts statements
@@ -116,6 +117,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		reservationTTL:      DefaultReservationTTL,
 		revocationRetention: DefaultRevocationRetention,
 		retention:           DefaultRetention,
+		auditRetention:      DefaultAuditRetention,
 		pruneInterval:       DefaultPruneInterval,
 		done:                make(chan struct{}),
 	}
