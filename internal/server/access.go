@@ -33,23 +33,26 @@ func (s *Server) authenticate(r *http.Request, endpoint string) (auth.Principal,
 		return p, errStoreUnavailable
 	}
 	if reason == "login_unavailable" {
-		s.refused(r, endpoint, reason, "")
-		return p, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "login_unavailable",
-			Message: "The gateway cannot verify your login right now. Retry shortly."}
+		return p, s.refuse(r, endpoint, reason, "", &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "login_unavailable",
+			Message: "The gateway cannot verify your login right now. Retry shortly."})
 	}
-	s.refused(r, endpoint, reason, "")
 	if reason == "revoked" {
-		return p, unauthorized("invalid_api_key", "The API key provided has been revoked.")
+		return p, s.refuse(r, endpoint, reason, "", unauthorized("invalid_api_key", "The API key provided has been revoked."))
 	}
-	return p, unauthorized("invalid_api_key", "Incorrect API key provided. You can manage voicegate app keys with 'voicegate keys'.")
+	return p, s.refuse(r, endpoint, reason, "", unauthorized("invalid_api_key", "Incorrect API key provided. You can manage voicegate app keys with 'voicegate keys'."))
 }
 
-// refused records a refused authentication: a metric, a log line and an
-// audit entry with the reason, the remote address, the (bounded) path and
-// a short token id — never the credential — and counts it against the
-// source and the credential (throttle.go).
-func (s *Server) refused(r *http.Request, endpoint, reason, tokenID string) {
-	s.throttle.fail(s.Now(), failKeys(r, sessionToken(r)))
+// refuse records a refused authentication and returns what the client
+// gets: err, with a metric, a log line and an audit entry holding the
+// reason, the remote address, the (bounded) path and a short token id —
+// never the credential. Once the request's source or credential has failed
+// too often (throttle.go), it gets 429 with Retry-After instead, counted
+// but neither logged nor audited.
+func (s *Server) refuse(r *http.Request, endpoint, reason, tokenID string, err error) error {
+	if wait := s.throttle.fail(s.Now(), failKeys(r, sessionToken(r))); wait > 0 {
+		s.metrics.authFailures.WithLabelValues(endpoint, "throttled").Inc()
+		return throttledError(wait)
+	}
 	s.metrics.authFailures.WithLabelValues(endpoint, reason).Inc()
 	remote := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -61,6 +64,13 @@ func (s *Server) refused(r *http.Request, endpoint, reason, tokenID string) {
 	}
 	s.Logger.WarnContext(r.Context(), "authentication refused", "endpoint", endpoint, "reason", reason, "remote", remote, "token_id", tokenID)
 	s.audit(r.Context(), store.AuditEntry{Kind: "auth_refused", Detail: detail})
+	return err
+}
+
+// refused records a refused authentication as refuse does, for callers
+// that answer by themselves (they should answer refuse's 429 instead).
+func (s *Server) refused(r *http.Request, endpoint, reason, tokenID string) {
+	_ = s.refuse(r, endpoint, reason, tokenID, nil)
 }
 
 // audit appends e with the instance and time filled in; a failure is

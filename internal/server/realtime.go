@@ -101,24 +101,20 @@ func (s *Server) admit(r *http.Request) (*store.Session, error) {
 		return nil, err
 	}
 	if !s.Config.OriginAllowed(r.Header.Get("Origin")) {
-		s.refused(r, "realtime", "origin", "")
-		return nil, forbidden("origin_not_allowed", "This origin is not allowed to connect.")
+		return nil, s.refuse(r, "realtime", "origin", "", forbidden("origin_not_allowed", "This origin is not allowed to connect."))
 	}
 	raw := sessionToken(r)
 	if raw == "" {
-		s.refused(r, "realtime", "missing", "")
-		return nil, unauthorized("missing_api_key", "You didn't provide a session token (Authorization: Bearer or the openai-insecure-api-key subprotocol).")
+		return nil, s.refuse(r, "realtime", "missing", "", unauthorized("missing_api_key", "You didn't provide a session token (Authorization: Bearer or the openai-insecure-api-key subprotocol)."))
 	}
 	tok, err := token.Parse(raw)
 	if err != nil || !tok.IsSession() {
-		s.refused(r, "realtime", "malformed", token.ID(raw))
-		return nil, unauthorized("invalid_api_key", "Incorrect session token provided.")
+		return nil, s.refuse(r, "realtime", "malformed", token.ID(raw), unauthorized("invalid_api_key", "Incorrect session token provided."))
 	}
 	ctx := r.Context()
 	sess, err := s.Store.SessionByTokenHash(ctx, tok.Hash())
 	if errors.Is(err, store.ErrNotFound) {
-		s.refused(r, "realtime", "unknown", tok.ID())
-		return nil, unauthorized("invalid_api_key", "Incorrect session token provided.")
+		return nil, s.refuse(r, "realtime", "unknown", tok.ID(), unauthorized("invalid_api_key", "Incorrect session token provided."))
 	}
 	if err != nil {
 		return nil, errors.Join(store.ErrUnavailable, err)
@@ -126,14 +122,14 @@ func (s *Server) admit(r *http.Request) (*store.Session, error) {
 	if reason, err := s.sessionRefusal(ctx, sess); err != nil {
 		return nil, err
 	} else if reason != "" {
-		s.refused(r, "realtime", reason, tok.ID())
+		var refusal error = forbidden("session_revoked", "This session has been revoked.")
 		switch reason {
 		case "expired":
-			return nil, unauthorized("token_expired", "This session token has expired.")
+			refusal = unauthorized("token_expired", "This session token has expired.")
 		case "ended":
-			return nil, forbidden("session_ended", "This session has ended.")
+			refusal = forbidden("session_ended", "This session has ended.")
 		}
-		return nil, forbidden("session_revoked", "This session has been revoked.")
+		return nil, s.refuse(r, "realtime", reason, tok.ID(), refusal)
 	}
 	q := r.URL.Query()
 	if m := q.Get("model"); m != "" && m != sess.Model {
