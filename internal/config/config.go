@@ -214,7 +214,8 @@ func DefaultTier() Tier {
 	return Tier{
 		TTLDefaultSeconds: 600,
 		TTLMaxSeconds:     7200,
-		Models:            []string{"gpt-realtime", "gpt-realtime-mini", "gpt-realtime-1.5", "gpt-realtime-2"},
+		Models:            slices.Clone(policy.KnownModels), // the SDKs' defaults included
+
 		MaxSessionSeconds: DefaultMaxSessionSeconds,
 		MaxConcurrent:     DefaultMaxConcurrentPerUser,
 		Rates: &policy.RatesConfig{MintsPerUserPerMinute: &mints, MintsPerAppKeyPerMinute: &none,

@@ -162,6 +162,10 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 		return nil, d.ErrorEvent()
 	case policy.Rewrite:
 		frame = d.Frame
+		// Pinned fields kept their values; the client is told when it
+		// asked for something else than an SDK's defaults.
+		reply = d.KeptNotice()
+		s.auditBounded(ctx, "kept", "", map[string]any{"fields": d.Kept})
 	}
 	if n := s.tier.Rates.EventsPerSecond; n > 0 {
 		if r := s.limit(ctx, &s.events, "events_per_second", store.PerSecond(n), d.EventID); r != nil {
@@ -206,7 +210,7 @@ func (s *Session) Client(ctx context.Context, frame []byte) (forward, reply []by
 	s.mu.Lock()
 	s.in.addText(len(frame))
 	s.mu.Unlock()
-	return frame, nil
+	return frame, reply // reply: the kept-fields notice of a rewritten session.update
 }
 
 // Upstream sees one upstream frame before it reaches the client and

@@ -68,12 +68,14 @@ func (s *Session) CallConfig() (json.RawMessage, error) {
 	return mustJSON(cfg), nil
 }
 
-// lockedPaths are the dotted GA paths the session's tier locks.
+// lockedPaths are the dotted GA paths whose pinned values a sideband
+// keeps: the pinnable fields and those the session's tier locks.
 func (s *Session) lockedPaths() []string {
-	if s.tier.LockedFields == nil {
-		return policy.DefaultLockedFields
+	locked := s.tier.LockedFields
+	if locked == nil {
+		locked = policy.DefaultLockedFields
 	}
-	return s.tier.LockedFields
+	return append(slices.Clone(policy.PinnableFields), locked...)
 }
 
 // correction returns the session.update members that put a sideband

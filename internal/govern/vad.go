@@ -186,16 +186,29 @@ func (s *Session) sessionConfig(ctx context.Context, frame []byte) []byte {
 		}
 		return frame
 	}
-	if !mediate || session == nil {
+	if session == nil {
 		return frame
 	}
-	td, ok := getPath(session, tdPath(s.h.Beta)...)
-	m := decodeObject(td)
-	if !ok || m == nil {
+	changed := false
+	if mediate {
+		td, ok := getPath(session, tdPath(s.h.Beta)...)
+		if m := decodeObject(td); ok && m != nil {
+			m["create_response"] = json.RawMessage("true")
+			setPath(session, mustJSON(m), tdPath(s.h.Beta)...)
+			changed = true
+		}
+	}
+	// Instructions the mint pinned are the operator's prompt: they never
+	// reach the client.
+	if _, pinned := decodeObject(s.rec.Config)["instructions"]; pinned {
+		if _, ok := session["instructions"]; ok {
+			delete(session, "instructions")
+			changed = true
+		}
+	}
+	if !changed {
 		return frame
 	}
-	m["create_response"] = json.RawMessage("true")
-	setPath(session, mustJSON(m), tdPath(s.h.Beta)...)
 	ev["session"] = mustJSON(session)
 	return mustJSON(ev)
 }

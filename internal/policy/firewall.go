@@ -58,6 +58,37 @@ type Decision struct {
 	// ChangedFields lists the dotted GA session paths a passed
 	// session.update changes, for the audit trail.
 	ChangedFields []string
+	// Kept lists the paths a rewritten session.update asked to change
+	// that keep their pinned (or locked) value; Frame carries the rest of
+	// the update.
+	Kept []string
+
+	session map[string]any // the rewritten session of a session.update
+}
+
+// noisyKept are the kept paths a client is told about (KeptNotice):
+// what decides the model's behaviour. Keeping an SDK's defaults (its
+// model, tracing "auto", audio settings) is silent.
+var noisyKept = []string{"instructions", "tools", "tool_choice", "prompt"}
+
+// KeptNotice is the non-fatal error event telling the client which fields
+// of its update kept their pinned values, or nil when only an SDK's
+// defaults were kept.
+func (d Decision) KeptNotice() []byte {
+	var loud []string
+	for _, k := range d.Kept {
+		for _, n := range noisyKept {
+			if k == n || strings.HasPrefix(k, n+".") {
+				loud = append(loud, k)
+				break
+			}
+		}
+	}
+	if len(loud) == 0 {
+		return nil
+	}
+	return realtime.RefusalEvent(CodeConfigLocked,
+		"kept the session's pinned "+strings.Join(loud, ", ")+"; the rest of the update applies", "session."+loud[0], d.EventID)
 }
 
 // ErrorEvent renders a refusal as the OpenAI-shaped error event sent to the
@@ -169,6 +200,9 @@ func (f *Firewall) Inspect(frame []byte) Decision {
 			d = f.itemCreate(top["item"])
 		}
 	}
+	if d.session != nil {
+		d.Frame, d.session = rewriteSession(frame, d.session), nil
+	}
 	d.Type, d.EventID = typ, eventID
 	return d
 }
@@ -192,6 +226,32 @@ func (f *Firewall) isLocked(path string) bool {
 		}
 	}
 	return false
+}
+
+// pinnedPath reports whether path is pinned: set at mint and either
+// pinnable or locked by the tier. The session's model is always pinned.
+func (f *Firewall) pinnedPath(pinned map[string]any, path string) bool {
+	if path == "model" || strings.HasPrefix(path, "model.") {
+		return true
+	}
+	if _, ok := lookupPath(pinned, path); !ok {
+		return false
+	}
+	if f.isLocked(path) {
+		return true
+	}
+	for _, p := range PinnableFields {
+		if path == p || strings.HasPrefix(path, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// protected reports whether a client may not change path: pinned at mint
+// or locked by the tier.
+func (f *Firewall) protected(pinned map[string]any, path string) bool {
+	return f.pinnedPath(pinned, path) || f.isLocked(path)
 }
 
 func (f *Firewall) pinned() map[string]any {
@@ -252,6 +312,15 @@ func (f *Firewall) sessionUpdate(raw json.RawMessage, transcriptionBeta bool) De
 	if pinnedType == "transcription" {
 		schema = transcriptionSchema
 	}
+	// The session's model is fixed: a client's model (an SDK repeats its
+	// default) is kept, never refused.
+	var kept []string
+	if m, ok := upd["model"]; ok {
+		if !jsonEqual(m, pinned["model"]) {
+			kept = append(kept, "model")
+		}
+		delete(upd, "model")
+	}
 	if err := walk("session", upd, schema, &f.Tier); err != nil {
 		return fieldRefusal(err)
 	}
@@ -260,21 +329,52 @@ func (f *Firewall) sessionUpdate(raw json.RawMessage, transcriptionBeta bool) De
 		if l.path == "type" {
 			continue
 		}
-		if f.isLocked(l.path) {
+		if f.protected(pinned, l.path) {
 			if want, ok := pinnedValue(pinned, l.path); !ok || !jsonEqual(l.value, want) {
-				return lockedRefusal("session." + l.path)
+				deletePath(upd, l.path)
+				kept = append(kept, l.path)
 			}
 			continue
 		}
 		changed = append(changed, l.path)
 	}
-	return Decision{Action: Pass, ChangedFields: changed}
+	if len(kept) == 0 {
+		return Decision{Action: Pass, ChangedFields: changed}
+	}
+	return Decision{Action: Rewrite, ChangedFields: changed, Kept: kept, session: upd}
+}
+
+// deletePath removes the leaf at a dotted path, and the objects it leaves
+// empty.
+func deletePath(m map[string]any, path string) {
+	head, rest, nested := strings.Cut(path, ".")
+	if !nested {
+		delete(m, head)
+		return
+	}
+	if sub, ok := m[head].(map[string]any); ok {
+		deletePath(sub, rest)
+		if len(sub) == 0 {
+			delete(m, head)
+		}
+	}
+}
+
+// rewriteSession is frame (a session.update) with its session replaced.
+func rewriteSession(frame []byte, session map[string]any) []byte {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(frame, &ev) != nil {
+		return nil
+	}
+	ev["session"], _ = json.Marshal(session)
+	out, _ := json.Marshal(ev)
+	return out
 }
 
 func (f *Firewall) betaSessionUpdate(upd, pinned map[string]any) Decision {
 	beta := toBetaMap(pinned)
 	keys := sortedKeys(upd)
-	var changed []string
+	var changed, kept []string
 	for _, k := range keys {
 		path, known := betaAlias[k]
 		if !known {
@@ -287,27 +387,33 @@ func (f *Firewall) betaSessionUpdate(upd, pinned map[string]any) Decision {
 		}
 		switch path {
 		case "model":
-			if err := checkModel("session.model", upd[k], &f.Tier); err != nil {
-				return fieldRefusal(err)
+			if !jsonEqual(upd[k], pinned["model"]) {
+				kept = append(kept, "model")
 			}
+			delete(upd, k)
+			continue
 		case "audio.output.voice":
 			if err := checkVoice("session.voice", upd[k], &f.Tier); err != nil {
 				return fieldRefusal(err)
 			}
 		}
-		if f.isLocked(path) {
+		if f.protected(pinned, path) {
 			want, ok := beta[k]
 			if !ok {
 				want, ok = lockDefaults[path]
 			}
 			if !ok || !jsonEqual(upd[k], want) {
-				return lockedRefusal("session." + k)
+				delete(upd, k)
+				kept = append(kept, path)
 			}
 			continue
 		}
 		changed = append(changed, path)
 	}
-	return Decision{Action: Pass, ChangedFields: changed}
+	if len(kept) == 0 {
+		return Decision{Action: Pass, ChangedFields: changed}
+	}
+	return Decision{Action: Rewrite, ChangedFields: changed, Kept: kept, session: upd}
 }
 
 // responseAlias maps response.create fields (GA and beta names) to the
@@ -356,7 +462,7 @@ func (f *Firewall) responseCreate(raw json.RawMessage) Decision {
 				return fieldRefusal(err)
 			}
 		}
-		if !f.isLocked(path) {
+		if !f.protected(pinned, path) {
 			continue
 		}
 		want, ok := pinnedValue(pinned, path)
@@ -367,7 +473,7 @@ func (f *Firewall) responseCreate(raw json.RawMessage) Decision {
 			return lockedRefusal("response." + k)
 		}
 	}
-	if in, ok := resp["input"].([]any); ok && f.isLocked("instructions") {
+	if in, ok := resp["input"].([]any); ok && f.protected(pinned, "instructions") {
 		for i, item := range in {
 			if isSystemMessage(item) {
 				return refuse(CodeConfigLocked, fmt.Sprintf("response.input[%d]", i), "",
@@ -379,7 +485,7 @@ func (f *Firewall) responseCreate(raw json.RawMessage) Decision {
 }
 
 func (f *Firewall) itemCreate(raw json.RawMessage) Decision {
-	if raw == nil || !f.isLocked("instructions") {
+	if raw == nil || !f.protected(f.pinned(), "instructions") {
 		return Decision{Action: Pass}
 	}
 	v, err := decodeAny(raw)

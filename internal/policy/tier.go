@@ -62,9 +62,10 @@ type Tier struct {
 	// allows any. The first allowed model is the default model.
 	AllowedModels, AllowedVoices []string
 	// LockedFields are dotted GA session paths a client may not change by
-	// session.update or override in response.create once pinned at mint
-	// ("model", "instructions", "tools", "audio.output.voice", …). A locked
-	// object also locks everything inside it.
+	// session.update or override in response.create: a value the mint set
+	// is pinned, an unset one keeps the upstream default ("tracing",
+	// "audio.output.voice", …). A locked object also locks everything
+	// inside it. Mint-set PinnableFields are pinned whatever this says.
 	LockedFields []string
 	// AllowedEvents are the client event types relayed upstream.
 	AllowedEvents []string
@@ -109,9 +110,18 @@ var ClientEvents = []string{
 	"transcription_session.update",
 }
 
-// DefaultLockedFields are locked unless a tier says otherwise: what decides
-// what the model does and what it costs the operator.
-var DefaultLockedFields = []string{"model", "instructions", "tools", "tool_choice", "prompt", "tracing"}
+// PinnableFields are what decides what the model does: when a mint sets
+// one, its value is pinned — it wins over a client's session.update for
+// the session's life. Other fields a mint sets (voice, audio formats, turn
+// detection, transcription) are defaults the client may change, unless
+// the tier locks them.
+var PinnableFields = []string{"model", "instructions", "tools", "tool_choice", "prompt", "tracing"}
+
+// DefaultLockedFields are locked unless a tier says otherwise: a client
+// may not change them even when the mint left them unset (they keep the
+// upstream default). tracing decides what is stored on the operator's
+// OpenAI account; prompt swaps in a stored prompt.
+var DefaultLockedFields = []string{"prompt", "tracing"}
 
 // DefaultMaxEventBytes leaves room for a 15 MiB input_audio_buffer.append.
 const DefaultMaxEventBytes = 16 << 20

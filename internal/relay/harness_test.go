@@ -234,6 +234,21 @@ func (c *client) until(ctx context.Context, typ string) []byte {
 	}
 }
 
+// until2 reads until an event of type a or b and returns it.
+func (c *client) until2(ctx context.Context, a, b string) []byte {
+	c.t.Helper()
+	for {
+		_, f, err := c.c.Read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %s or %s: %v", a, b, err)
+		}
+		c.frames = append(c.frames, string(f))
+		if got, _ := realtime.EventType(f); got == a || got == b {
+			return f
+		}
+	}
+}
+
 // closed reads until the connection closes and returns the close error and
 // the error events seen.
 func (c *client) closed(ctx context.Context) (websocket.CloseError, []realtime.ErrorEventData) {

@@ -123,16 +123,15 @@ func (s *session) clientPump() error {
 		default:
 		}
 		fwd, reply := s.gov.Client(s.ctx, data)
-		if fwd == nil {
-			if reply != nil {
-				s.writeClient(reply)
+		if fwd != nil {
+			if err := s.up.Write(s.ctx, typ, fwd); err != nil {
+				return fmt.Errorf("%w: %w", errUpstreamGone, err)
 			}
-			s.endIfDue()
-			continue
 		}
-		if err := s.up.Write(s.ctx, typ, fwd); err != nil {
-			return fmt.Errorf("%w: %w", errUpstreamGone, err)
+		if reply != nil {
+			s.writeClient(reply)
 		}
+		s.endIfDue()
 	}
 }
 

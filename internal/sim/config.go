@@ -29,7 +29,7 @@ type sessionConfig struct {
 	voice        string
 	vad          *vadConfig // nil = manual turns
 	transcriber  string     // input transcription model, "" = off
-	tools        []string   // function tool names
+	tools        []tool     // function tools
 	toolChoice   string     // "auto", "none", "required" or a tool name
 	maxOutput    int        // 0 = inf
 }
@@ -302,7 +302,11 @@ func parseVAD(v any) (*vadConfig, *configError) {
 	return d, nil
 }
 
-func parseTools(v any, param string) ([]string, *configError) {
+// tool is a function tool of a session or response: its name and the
+// arguments the simulated model calls it with (exampleArgs).
+type tool struct{ name, args string }
+
+func parseTools(v any, param string) ([]tool, *configError) {
 	if v == nil {
 		return nil, nil
 	}
@@ -310,7 +314,7 @@ func parseTools(v any, param string) ([]string, *configError) {
 	if !ok {
 		return nil, &configError{"invalid_type", "Invalid type for '" + param + "': expected an array.", param}
 	}
-	var names []string
+	var tools []tool
 	for i, t := range list {
 		m, _ := t.(map[string]any)
 		if m == nil {
@@ -321,10 +325,72 @@ func parseTools(v any, param string) ([]string, *configError) {
 			if name == "" {
 				return nil, &configError{"missing_required_parameter", fmt.Sprintf("Missing required parameter: '%s[%d].name'.", param, i), fmt.Sprintf("%s[%d].name", param, i)}
 			}
-			names = append(names, name)
+			args, _ := json.Marshal(exampleValue(m["parameters"], 0))
+			if string(args) == "null" {
+				args = []byte("{}")
+			}
+			tools = append(tools, tool{name: name, args: string(args)})
 		}
 	}
-	return names, nil
+	return tools, nil
+}
+
+// exampleValue is a deterministic value that satisfies a JSON Schema
+// (the subset tools use): the first enum value or const, else by type —
+// "example" for a string (its format's shape for date and date-time), 1
+// for a number or integer (the minimum when it is above), true, one
+// example item for an array, and for an object every property (required
+// or not).
+func exampleValue(schema any, depth int) any {
+	m, _ := schema.(map[string]any)
+	if m == nil || depth > 8 {
+		return nil
+	}
+	if c, ok := m["const"]; ok {
+		return c
+	}
+	if e, ok := m["enum"].([]any); ok && len(e) > 0 {
+		return e[0]
+	}
+	for _, k := range []string{"anyOf", "oneOf", "allOf"} {
+		if alts, ok := m[k].([]any); ok && len(alts) > 0 {
+			return exampleValue(alts[0], depth+1)
+		}
+	}
+	typ := m["type"]
+	if list, ok := typ.([]any); ok && len(list) > 0 {
+		typ = list[0]
+	}
+	switch typ {
+	case "string":
+		switch m["format"] {
+		case "date":
+			return "2026-01-01"
+		case "date-time":
+			return "2026-01-01T00:00:00Z"
+		}
+		return "example"
+	case "number", "integer":
+		if min, ok := m["minimum"].(float64); ok && min > 1 {
+			return min
+		}
+		return 1
+	case "boolean":
+		return true
+	case "array":
+		if item := exampleValue(m["items"], depth+1); item != nil {
+			return []any{item}
+		}
+		return []any{}
+	case "null":
+		return nil
+	}
+	props, _ := m["properties"].(map[string]any)
+	out := map[string]any{}
+	for k, v := range props {
+		out[k] = exampleValue(v, depth+1)
+	}
+	return out
 }
 
 func parseToolChoice(v any, param string) (string, *configError) {

@@ -32,11 +32,15 @@
 //     transcript split evenly over the chunks and sent word by word.
 //     Text-only responses emit one text delta per 20 characters.
 //   - Tool calls: when the response has function tools and tool_choice is
-//     not "none", the model calls a tool with arguments "{}" if tool_choice
-//     is "required" (the first tool), names a tool (that tool), or is
-//     "auto" and the last user text item contains a tool's name
-//     (case-insensitive; underscores may be spaces). A response that follows
-//     a function_call_output never calls a tool.
+//     not "none", the model calls a tool if tool_choice is "required" (the
+//     first tool), names a tool (that tool), or is "auto" and the last user
+//     text item contains a tool's name (case-insensitive; underscores may
+//     be spaces). Its arguments follow the tool's parameters schema: every
+//     property, the first enum value or const, else "example" for a string
+//     (a date for format date or date-time), 1 for a number (its minimum
+//     when larger), true, one example item for an array. A response that
+//     follows a function_call_output never calls a tool; it says "The tool
+//     returned: " + the output.
 //
 // # Usage
 //

@@ -73,7 +73,8 @@ func (s *session) finish(r *response, status, reason string) {
 	}
 	// The ledger is written first so that a client which has seen
 	// response.done always finds it there.
-	s.srv.ledger.add(LedgerEntry{SessionID: s.id, ResponseID: r.id, Model: s.cfg.model, Status: status, Usage: u, At: s.srv.now()})
+	s.srv.ledger.add(LedgerEntry{SessionID: s.id, ResponseID: r.id, Model: s.cfg.model, Status: status, Usage: u,
+		Instructions: r.p.instructions, At: s.srv.now()})
 	s.emit("response.done", map[string]any{"response": s.responseJSON(r, status, details, &u)})
 }
 

@@ -15,7 +15,7 @@ type responseParams struct {
 	oob          bool // conversation "none"
 	textOnly     bool
 	instructions string
-	tools        []string
+	tools        []tool
 	toolChoice   string
 	maxOutput    int // 0 = inf
 	metadata     any
@@ -200,32 +200,32 @@ func clip(s string, n int) string {
 }
 
 // pickTool applies the tool-call rule (see doc.go).
-func pickTool(p responseParams, last *item) string {
+func pickTool(p responseParams, last *item) (tool, bool) {
 	if len(p.tools) == 0 || p.toolChoice == "none" || last == nil || last.typ == "function_call_output" {
-		return ""
+		return tool{}, false
 	}
 	switch {
 	case p.toolChoice == "required":
-		return p.tools[0]
+		return p.tools[0], true
 	case strings.HasPrefix(p.toolChoice, "fn:"):
 		name := p.toolChoice[3:]
 		for _, t := range p.tools {
-			if t == name {
-				return name
+			if t.name == name {
+				return t, true
 			}
 		}
-		return ""
+		return tool{}, false
 	}
 	if last.typ != "message" || last.role != "user" || !last.hasText {
-		return ""
+		return tool{}, false
 	}
 	text := strings.ToLower(last.text)
 	for _, t := range p.tools {
-		if strings.Contains(text, strings.ToLower(t)) || strings.Contains(text, strings.ReplaceAll(strings.ToLower(t), "_", " ")) {
-			return t
+		if strings.Contains(text, strings.ToLower(t.name)) || strings.Contains(text, strings.ReplaceAll(strings.ToLower(t.name), "_", " ")) {
+			return t, true
 		}
 	}
-	return ""
+	return tool{}, false
 }
 
 // startResponse emits response.created and the response's opening events,
@@ -252,10 +252,10 @@ func (s *session) startResponse(p responseParams, eid string) {
 	if len(ctx) > 0 {
 		last = ctx[len(ctx)-1]
 	}
-	if name := pickTool(p, last); name != "" {
+	if t, ok := pickTool(p, last); ok {
 		r.fn = true
 		r.item = &item{id: realtime.NewID("item_"), typ: "function_call", status: "in_progress",
-			callID: "call_" + realtime.NewID("")[:16], name: name, args: "{}"}
+			callID: "call_" + realtime.NewID("")[:16], name: t.name, args: t.args}
 	} else {
 		text := replyText(last, s.turn)
 		r.item = &item{id: realtime.NewID("item_"), typ: "message", role: "assistant", status: "in_progress", isAudio: !p.textOnly}

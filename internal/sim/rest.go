@@ -207,7 +207,10 @@ type LedgerEntry struct {
 	// Transcription is the usage exactly as sent in the transcription's
 	// completed event (transcriptions only).
 	Transcription *realtime.TranscriptionUsage `json:"transcription_usage,omitempty"`
-	At            time.Time                    `json:"at"`
+	// Instructions are those the response ran with (responses only), so
+	// a test can tell which prompt the model got.
+	Instructions string    `json:"instructions,omitempty"`
+	At           time.Time `json:"at"`
 }
 
 // Flat is the entry's usage as the gateway's ledger stores it.
