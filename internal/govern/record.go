@@ -125,4 +125,3 @@ func (s *Session) updateRecord(ctx context.Context, fn func(*store.Session) erro
 	s.g.logger().Warn("session record missing from the store: re-created from the live connection", "session_id", s.rec.ID, "state", rec.State)
 	return nil
 }
-
