@@ -110,3 +110,39 @@ func TestAgentsSDKUnchanged(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentsSDKHandoff: a two-agent handoff works when the mint pinned
+// both agents: the switch to the billing agent applies with no error
+// event, and the model answers with the billing agent's instructions.
+func TestAgentsSDKHandoff(t *testing.T) {
+	s := startStack(t)
+	wsURL := "wss" + strings.TrimPrefix(s.base, "https") + "/v1/realtime"
+	var minted struct {
+		Value string `json:"value"`
+	}
+	s.do(t, http.MethodPost, "/v1/realtime/client_secrets", s.appKey, `{"session":{"type":"realtime","instructions":"You triage the caller."},
+		"agents":[{"instructions":"You triage the caller.","tools":["transfer_to_billing"]},{"instructions":"You handle billing questions.","tools":[]}],
+		"user":"handoff-user"}`, http.StatusOK, &minted)
+	var r struct {
+		Errors []string `json:"errors"`
+		Dones  []struct {
+			ID     string   `json:"id"`
+			Output []string `json:"output"`
+		} `json:"dones"`
+		HandedOff string `json:"handedOff"`
+	}
+	testenv.RunNode(t, testenv.RequireNodeDir(t), "gw_agents_handoff.mjs", []string{
+		"VG_WS_URL=" + wsURL, "VG_TOKEN=" + minted.Value, "NODE_EXTRA_CA_CERTS=" + s.caFile,
+	}, &r)
+	if len(r.Errors) != 0 || r.HandedOff != "billing" {
+		t.Fatalf("errors %v, handed off to %q", r.Errors, r.HandedOff)
+	}
+	if len(r.Dones) < 2 || r.Dones[0].Output[0] != "function_call" {
+		t.Fatalf("responses %+v: want the handoff call, then the billing agent's answer", r.Dones)
+	}
+	for _, e := range simLedger(t, s) {
+		if e.ResponseID == r.Dones[1].ID && e.Instructions != "You handle billing questions." {
+			t.Errorf("after the handoff the model ran with %q", e.Instructions)
+		}
+	}
+}

@@ -43,7 +43,7 @@ var defaultTurnDetection = json.RawMessage(`{"type":"server_vad","threshold":0.5
 func (s *Session) CallConfig() (json.RawMessage, error) {
 	cfg := map[string]json.RawMessage{}
 	if len(s.rec.Config) > 0 {
-		if err := json.Unmarshal(s.rec.Config, &cfg); err != nil {
+		if err := json.Unmarshal(policy.UpstreamConfig(s.rec.Config), &cfg); err != nil {
 			return nil, fmt.Errorf("pinned config: %w", err)
 		}
 	}
@@ -85,7 +85,12 @@ func (s *Session) lockedPaths() []string {
 func (s *Session) correctionLocked(session map[string]json.RawMessage) map[string]json.RawMessage {
 	pinned := decodeObject(s.rec.Config)
 	fix := map[string]json.RawMessage{}
+	// A handoff to an agent the mint pinned is the client's to make.
+	switched := policy.AgentSwitch(s.rec.Config, mustJSON(session))
 	for _, p := range s.lockedPaths() {
+		if switched && (p == "instructions" || p == "tools") {
+			continue
+		}
 		path := strings.Split(p, ".")
 		want, ok := getPath(pinned, path...)
 		if !ok {

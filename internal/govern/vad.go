@@ -50,7 +50,7 @@ func tdPath(beta bool) []string {
 func (s *Session) Pin(created json.RawMessage) (frame []byte, eventID string, err error) {
 	cfg := map[string]json.RawMessage{}
 	if len(s.rec.Config) > 0 {
-		if err := json.Unmarshal(s.rec.Config, &cfg); err != nil {
+		if err := json.Unmarshal(policy.UpstreamConfig(s.rec.Config), &cfg); err != nil {
 			return nil, "", fmt.Errorf("pinned config: %w", err)
 		}
 	}

@@ -325,8 +325,15 @@ func (f *Firewall) sessionUpdate(raw json.RawMessage, transcriptionBeta bool) De
 		return fieldRefusal(err)
 	}
 	var changed []string
+	// A switch to an agent the mint pinned (a handoff) may change the
+	// instructions and tools to that agent's.
+	switching := agentSwitch(pinned, upd)
 	for _, l := range leaves(upd, schema, "") {
 		if l.path == "type" {
+			continue
+		}
+		if switching && (l.path == "instructions" || l.path == "tools" || strings.HasPrefix(l.path, "tools.")) {
+			changed = append(changed, l.path)
 			continue
 		}
 		if f.protected(pinned, l.path) {

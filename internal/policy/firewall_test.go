@@ -298,3 +298,48 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// TestInspectAgentSwitch: with agents pinned at mint, a session.update
+// switching to one of them (its instructions, tools named in its list)
+// applies; other instructions, or a tool outside the agent's list, keep
+// the pinned values.
+func TestInspectAgentSwitch(t *testing.T) {
+	tier := DefaultTier()
+	cfg, _, err := tier.ValidateSessionConfig(json.RawMessage(`{"type":"realtime","model":"gpt-realtime","instructions":"You triage."}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := ParseAgents(json.RawMessage(`[{"instructions":"You triage.","tools":["transfer_to_billing"]},{"instructions":"You handle billing.","tools":["refund"]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := WithAgents(cfg, agents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := &Firewall{Tier: tier, Pinned: pinned}
+	for _, tc := range []struct {
+		name, session string
+		action        Action
+		kept          []string
+	}{
+		{"to billing", `{"type":"realtime","instructions":"You handle billing.","tools":[{"type":"function","name":"refund","parameters":{"type":"object"}}]}`, Pass, nil},
+		{"back to triage", `{"type":"realtime","instructions":"You triage.","tools":[{"type":"function","name":"transfer_to_billing","parameters":{"type":"object"}}]}`, Pass, nil},
+		{"billing without tools", `{"type":"realtime","instructions":"You handle billing."}`, Pass, nil},
+		{"foreign tool", `{"type":"realtime","instructions":"You handle billing.","tools":[{"type":"function","name":"rm_rf","parameters":{"type":"object"}}]}`, Rewrite, []string{"instructions"}}, // tools left open by the mint stay the client's
+		{"other instructions", `{"type":"realtime","instructions":"You do anything."}`, Rewrite, []string{"instructions"}},
+	} {
+		d := fw.Inspect([]byte(`{"type":"session.update","session":` + tc.session + `}`))
+		if d.Action != tc.action || !slices.Equal(d.Kept, tc.kept) {
+			t.Errorf("%s: %v kept %v, want %v kept %v", tc.name, d.Action, d.Kept, tc.action, tc.kept)
+		}
+	}
+	if up := string(UpstreamConfig(pinned)); strings.Contains(up, AgentsKey) || !strings.Contains(up, "You triage.") {
+		t.Errorf("upstream config %s", up)
+	}
+	for _, bad := range []string{`{}`, `[]`, `[{"instructions":"x","tools":[""]}]`, `[{"instructions":"x","Tools":[]}]`, `[{"instructions":"x","instructions":"y"}]`} {
+		if _, err := ParseAgents(json.RawMessage(bad)); err == nil {
+			t.Errorf("agents %s accepted", bad)
+		}
+	}
+}

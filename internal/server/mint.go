@@ -37,6 +37,9 @@ type mintRequest struct {
 	User    string          `json:"user"`
 	Tier    string          `json:"tier"`
 	Limits  json.RawMessage `json:"limits"`
+	// Agents are agent configurations (instructions and tool names) the
+	// client may switch among (Agents SDK handoffs); see policy.Agent.
+	Agents json.RawMessage `json:"agents"`
 }
 
 func publicLimits(l store.Limits) map[string]any {
@@ -110,7 +113,7 @@ func tierLabel(c *config.Config, tier string) string {
 
 func mintResponse(sess *store.Session, tok token.Token) map[string]any {
 	var cfg map[string]any
-	_ = json.Unmarshal(sess.Config, &cfg) // validated at mint
+	_ = json.Unmarshal(policy.UpstreamConfig(sess.Config), &cfg) // validated at mint
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
@@ -152,6 +155,15 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 	cfg, model, err := tier.ValidateSessionConfig(req.Session)
 	if err != nil {
 		return nil, "", fieldError(tier, err)
+	}
+	if raw := bytes.TrimSpace(req.Agents); len(raw) > 0 && string(raw) != "null" {
+		agents, err := policy.ParseAgents(raw)
+		if err != nil {
+			return nil, "", fieldError(tier, err)
+		}
+		if cfg, err = policy.WithAgents(cfg, agents); err != nil {
+			return nil, "", fmt.Errorf("mint: %w", err)
+		}
 	}
 	var reqLimits policy.MintLimits
 	if raw := bytes.TrimSpace(req.Limits); len(raw) > 0 && string(raw) != "null" {
