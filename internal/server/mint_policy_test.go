@@ -139,8 +139,9 @@ func TestMintUsesServerTier(t *testing.T) {
 
 // TestMintPinnedConfigReachesUpstream: through the real relay and the
 // simulator, the session.created the client gets carries the config pinned
-// at mint, and a locked field the agents SDK repeats identically passes
-// while a changed one is refused.
+// at mint (its instructions withheld), a pinned field the agents SDK
+// repeats identically passes, and a changed one keeps its pinned value
+// with a notice to the client.
 func TestMintPinnedConfigReachesUpstream(t *testing.T) {
 	e := newGovEnv(t, govTier(), 15*time.Second)
 	out := e.mint(map[string]any{"session": map[string]any{
@@ -160,7 +161,8 @@ func TestMintPinnedConfigReachesUpstream(t *testing.T) {
 		audio, _ := sess["audio"].(map[string]any)
 		output, _ := audio["output"].(map[string]any)
 		format, _ := output["format"].(map[string]any)
-		if sess["instructions"] != "Answer briefly." || sess["max_output_tokens"] != 300.0 || output["voice"] != voice || format["type"] != "audio/pcmu" {
+		// The pinned instructions apply upstream but never reach the client.
+		if _, shown := sess["instructions"]; shown || sess["max_output_tokens"] != 300.0 || output["voice"] != voice || format["type"] != "audio/pcmu" {
 			t.Errorf("%s: upstream session %v", ev["type"], sess)
 		}
 	}
