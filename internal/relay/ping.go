@@ -5,6 +5,18 @@ import (
 	"time"
 )
 
+// The sides of a session, for the pumps' liveness marks.
+const (
+	sideClient = iota
+	sideUpstream
+)
+
+// read marks that side's pump as handling a frame it just read.
+func (s *session) read(side int) {
+	s.readAt[side].Store(time.Now().UnixNano())
+	s.busy[side].Store(true)
+}
+
 func (r *Relay) pingInterval() time.Duration {
 	if r.PingInterval != 0 {
 		return r.PingInterval
@@ -37,36 +49,44 @@ func (s *session) pinger(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !s.clientGone.Load() && !s.ping(ctx, "client") {
+		if !s.clientGone.Load() && !s.ping(ctx, sideClient) {
 			return
 		}
-		if !s.ping(ctx, "upstream") {
+		if !s.ping(ctx, sideUpstream) {
 			return
 		}
 	}
 }
 
 // ping pings one side and cuts it when no pong comes in time; it reports
-// whether the side answered (or ctx ended meanwhile).
-func (s *session) ping(ctx context.Context, side string) bool {
-	conn := s.client
-	if side == "upstream" {
-		conn = s.up
+// whether the side answered (or ctx ended meanwhile). A pong is read by the
+// side's pump: when the pump was busy with a frame (a slow store, a slow
+// other side) or read one meanwhile, the side is alive though its pong
+// came late.
+func (s *session) ping(ctx context.Context, side int) bool {
+	conn, name := s.client, "client"
+	if side == sideUpstream {
+		conn, name = s.up, "upstream"
 	}
+	start := time.Now().UnixNano()
 	pctx, cancel := context.WithTimeout(ctx, s.r.pingTimeout())
 	err := conn.Ping(pctx)
 	cancel()
 	if err == nil {
 		if s.r.onPong != nil {
-			s.r.onPong(side)
+			s.r.onPong(name)
 		}
 		return true
 	}
 	if ctx.Err() != nil {
 		return true
 	}
-	s.log.Info("no pong: closing the side", "side", side, "err", err)
-	s.r.Metrics.error("ping_timeout_" + side)
+	if s.busy[side].Load() || s.readAt[side].Load() > start {
+		s.log.Debug("late pong from a side that is sending", "side", name)
+		return true
+	}
+	s.log.Info("no pong: closing the side", "side", name, "err", err)
+	s.r.Metrics.error("ping_timeout_" + name)
 	_ = conn.CloseNow()
 	return false
 }

@@ -111,10 +111,12 @@ func (s *session) readUpstreamUntil(ctx context.Context, want, eventID string, h
 // ending, client frames are read and dropped.
 func (s *session) clientPump() error {
 	for {
+		s.busy[sideClient].Store(false)
 		typ, data, err := s.client.Read(s.ctx)
 		if err != nil {
 			return err
 		}
+		s.read(sideClient)
 		s.lastClient.Store(time.Now().UnixNano())
 		s.r.Metrics.frame(dirClient, len(data))
 		select {
@@ -140,10 +142,12 @@ func (s *session) clientPump() error {
 // after the client is gone, so abandoned responses are metered.
 func (s *session) upstreamPump() error {
 	for {
+		s.busy[sideUpstream].Store(false)
 		typ, data, err := s.up.Read(s.ctx)
 		if err != nil {
 			return err
 		}
+		s.read(sideUpstream)
 		s.r.Metrics.frame(dirUpstream, len(data))
 		et, _ := realtime.EventType(data)
 		data = s.gov.Upstream(s.ctx, et, data)

@@ -68,7 +68,11 @@ type session struct {
 
 	clientGone atomic.Bool
 	lastClient atomic.Int64 // unix nanos of the last client frame
-	started    time.Time
+	// Per side (sideClient, sideUpstream): when its pump last read a frame,
+	// and whether it is handling one now (not reading, so a pong waits).
+	readAt  [2]atomic.Int64
+	busy    [2]atomic.Bool
+	started time.Time
 	// ending holds a governor's fatal refusal until the pump that caused it
 	// has forwarded the frame at hand: the event that spent the budget
 	// reaches the client before the error event and the close.
