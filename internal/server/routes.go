@@ -30,6 +30,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /voicegate/v1/keys", s.adminOnly(handleCreateKey(s)))
 	mux.Handle("GET /voicegate/v1/keys", s.adminOnly(handleListKeys(s)))
 	mux.Handle("DELETE /voicegate/v1/keys/{id}", s.adminOnly(handleRevokeKey(s)))
+	// A session token reads its own session (usage, cost, what is left).
+	mux.Handle("GET /voicegate/v1/session", handleSelfSession(s))
 
 	// Operations.
 	mux.Handle("GET /healthz", handleHealthz())
