@@ -85,7 +85,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 				certFile, certFile, certFile, url)
 		}
 		io.WriteString(e.stdout, b.String())
-	})
+	}, devLogin(cfg.AdminKey))
 }
 
 // printDevStore tells how the CLI finds dev's store.

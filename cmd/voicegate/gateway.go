@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -118,8 +119,9 @@ func randomHex(n int) string {
 }
 
 // gateway runs the whole gateway until ctx is done. announce is called
-// with the base URL once the listener is open.
-func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, announce func(baseURL string)) error {
+// with the base URL once the listener is open; wrap, when non-nil, wraps
+// the gateway's handler (dev's own routes; serve passes nil).
+func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, announce func(baseURL string), wrap func(http.Handler) http.Handler) error {
 	if cfg.Instance == "" {
 		cfg.Instance = defaultInstance()
 	}
@@ -224,7 +226,11 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 	if announce != nil {
 		announce(base)
 	}
-	return server.Serve(ctx, ln, srv, server.ServeOptions{
+	var h http.Handler = srv
+	if wrap != nil {
+		h = wrap(srv)
+	}
+	return server.Serve(ctx, ln, h, server.ServeOptions{
 		TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Relay: engines{rl, cl},
 	})
 }

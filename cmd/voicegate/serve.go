@@ -31,5 +31,5 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	return gateway(ctx, e, cfg, log, func(base string) {
 		fmt.Fprintf(e.stdout, "voicegate serve: %s\n", base)
-	})
+	}, nil)
 }
