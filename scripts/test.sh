@@ -13,6 +13,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium) # the browser tests (e2e, headless)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng) # the browser tests' spoken microphone input
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "==> installing ${missing[*]}"
 	as_root apt-get update -q
@@ -21,6 +22,9 @@ fi
 
 echo "==> npm ci (e2e: official OpenAI SDKs, playwright-core, esbuild; pinned by e2e/package-lock.json)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "==> npm ci (web/ui: the demo page's Agents SDK and esbuild; the web tests rebuild web/static/demo.js and fail if it is stale)"
+(cd web/ui && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "==> gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/*'))

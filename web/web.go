@@ -1,5 +1,8 @@
-// Package web holds the pages voicegate serves itself: the demo page at /
-// (a placeholder describing the endpoints for now).
+// Package web holds the pages voicegate serves itself, embedded so the
+// binary needs no files, npm or network: the demo page at / (index.html,
+// demo.js — the committed esbuild bundle of web/ui, with the Agents SDK)
+// and the operator console at /admin/ (admin/index.html, admin.js), both
+// styled by style.css.
 package web
 
 import (
