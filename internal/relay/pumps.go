@@ -125,13 +125,15 @@ func (s *session) clientPump() error {
 		default:
 		}
 		fwd, reply := s.gov.Client(s.ctx, data)
+		if reply != nil {
+			// Before forwarding: a notice about a rewritten event reaches
+			// the client before upstream's answer to it.
+			s.writeClient(reply)
+		}
 		if fwd != nil {
 			if err := s.up.Write(s.ctx, typ, fwd); err != nil {
 				return fmt.Errorf("%w: %w", errUpstreamGone, err)
 			}
-		}
-		if reply != nil {
-			s.writeClient(reply)
 		}
 		s.endIfDue()
 	}
@@ -149,6 +151,7 @@ func (s *session) upstreamPump() error {
 		}
 		s.read(sideUpstream)
 		s.r.Metrics.frame(dirUpstream, len(data))
+		s.upBusy.Store(true)
 		et, _ := realtime.EventType(data)
 		data = s.gov.Upstream(s.ctx, et, data)
 		if !s.clientGone.Load() && data != nil {
@@ -159,6 +162,7 @@ func (s *session) upstreamPump() error {
 				s.clientGone.Store(true)
 			}
 		}
+		s.upBusy.Store(false)
 		s.endIfDue()
 	}
 }
