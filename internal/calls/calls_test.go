@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -544,5 +545,70 @@ func TestCallWithoutSidebandHungUp(t *testing.T) {
 	// The token's slot was released: it may try again.
 	if n, _ := st.LeaseCount(context.Background(), "tok:"+id); n != 0 {
 		t.Errorf("token lease still held (%d)", n)
+	}
+}
+
+// TestCallUnifiedFormWithAppKey: an app backend posts OpenAI's unified
+// multipart form (sdp + session) with the admin (or an app) key; the call
+// gets its own governed session with that config pinned.
+func TestCallUnifiedFormWithAppKey(t *testing.T) {
+	r := newRig(t)
+	p := newPeer(t)
+	offer, _ := p.pc.CreateOffer(nil)
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	_ = p.pc.SetLocalDescription(offer)
+	<-gathered
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("sdp", p.pc.LocalDescription().SDP)
+	_ = mw.WriteField("session", `{"type":"realtime","model":"gpt-realtime","instructions":"Backend pinned."}`)
+	_ = mw.Close()
+	req, _ := http.NewRequest("POST", r.gw.URL+"/v1/realtime/calls", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("OpenAI-Safety-Identifier", "backend-user")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(resp.Header.Get("Location"), "/v1/realtime/calls/") {
+		t.Fatalf("unified form: %d %s", resp.StatusCode, answer)
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("oai-events did not open")
+	}
+	p.until("session.created", 5*time.Second)
+	list, _ := r.st.ListSessions(context.Background(), store.SessionFilter{User: "backend-user"})
+	if len(list) != 1 || list[0].Transport != "webrtc" || !strings.Contains(string(list[0].Config), "Backend pinned.") {
+		t.Fatalf("sessions %+v", list)
+	}
+	// A form without an app key is refused; so is one without sdp.
+	for _, tc := range []struct{ key, sdp string }{{"", "v=0"}, {adminKey, ""}} {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		if tc.sdp != "" {
+			_ = w.WriteField("sdp", tc.sdp)
+		}
+		_ = w.Close()
+		req, _ := http.NewRequest("POST", r.gw.URL+"/v1/realtime/calls", &b)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 && resp.StatusCode != 400 {
+			t.Errorf("form %+v: %d", tc, resp.StatusCode)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/voicegate/voicegate/internal/calls"
+	"github.com/voicegate/voicegate/internal/store"
 )
 
 // maxOfferBytes bounds an SDP offer (a browser's is a few kilobytes).
@@ -25,19 +26,29 @@ func handleCreateCall(s *Server) http.Handler {
 			writeError(w, r, s.Logger, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "upstream_unavailable", Message: "WebRTC calls are not configured."})
 			return
 		}
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
+		var (
+			sess  *store.Session
+			offer []byte
+			err   error
+		)
+		switch mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt {
+		case "application/sdp": // a browser, with its session token
+			if sess, err = s.admit(r); err != nil {
+				writeError(w, r, s.Logger, err)
+				return
+			}
+			if offer, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes)); err != nil {
+				writeError(w, r, s.Logger, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "sdp_too_large", Message: "The SDP offer is too large."})
+				return
+			}
+		case "multipart/form-data": // an app backend, OpenAI's unified interface
+			if sess, offer, err = s.mintForCall(w, r); err != nil {
+				writeError(w, r, s.Logger, err)
+				return
+			}
+		default:
 			writeError(w, r, s.Logger, &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_media_type",
-				Message: "Send the SDP offer with Content-Type: application/sdp and the session token as the Bearer key."})
-			return
-		}
-		sess, err := s.admit(r)
-		if err != nil {
-			writeError(w, r, s.Logger, err)
-			return
-		}
-		offer, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes))
-		if err != nil {
-			writeError(w, r, s.Logger, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "sdp_too_large", Message: "The SDP offer is too large."})
+				Message: "Send the SDP offer with Content-Type: application/sdp and the session token as the Bearer key, or the multipart form (sdp, session) with an app key."})
 			return
 		}
 		if !strings.HasPrefix(strings.TrimSpace(string(offer)), "v=0") {
@@ -130,4 +141,53 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// mintForCall serves the unified form of POST /v1/realtime/calls: an app
+// backend (app key, admin key or a user login, as for a mint) posts the
+// parts "sdp" and, optionally, "session" (a GA session config, validated
+// and pinned like a mint's); the call gets a session of its own, minted
+// for the user named by OpenAI-Safety-Identifier (else "anonymous").
+func (s *Server) mintForCall(w http.ResponseWriter, r *http.Request) (*store.Session, []byte, error) {
+	p, err := s.authenticate(r, "calls")
+	if err != nil {
+		return nil, nil, err
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, nil, badRequest("invalid_body", "", "The body is not a multipart form.")
+	}
+	var offer, session []byte
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, badRequest("invalid_body", "", "The multipart form could not be read.")
+		}
+		name := part.FormName()
+		data, err := io.ReadAll(io.LimitReader(part, maxOfferBytes+1))
+		part.Close()
+		if err != nil || len(data) > maxOfferBytes {
+			return nil, nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large", Message: "A part of the form is too large."}
+		}
+		switch name {
+		case "sdp":
+			offer = data
+		case "session":
+			session = data
+		default:
+			return nil, nil, badRequest("unknown_parameter", "", "Unknown form part: send sdp and session.")
+		}
+	}
+	if offer == nil {
+		return nil, nil, badRequest("missing_required_parameter", "sdp", "The form has no sdp part.")
+	}
+	req := &mintRequest{Session: session}
+	sess, _, err := s.mint(r, p, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sess, offer, nil
 }
