@@ -12,8 +12,11 @@ import (
 
 // handle applies one client event.
 func (s *session) handle(b []byte) {
-	if b64, _, ok := scanAppend(b); ok && s.appendB64(b64) {
-		return
+	if b64, eid, ok := scanAppend(b); ok {
+		s.probeAppend(eid)
+		if s.appendB64(b64) {
+			return
+		}
 	}
 	ev, err := decodeEvent(b)
 	if err != nil {

@@ -448,7 +448,7 @@ func (s *session) audioDelta(r *response, i int) {
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","event_id":"`...)
-	b = append(b, realtime.NewID("event_")...)
+	b = s.appendDeltaID(b, r, i)
 	b = append(b, `","response_id":"`...)
 	b = append(b, r.id...)
 	b = append(b, `","item_id":"`...)

@@ -36,6 +36,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Faults injects failures for reliability tests; zero means none.
 	Faults Faults
+	// Probe, when non-nil, timestamps appends and audio deltas for
+	// latency benchmarks (cmd/vgbench); nil changes nothing.
+	Probe *Probe
 }
 
 // Faults are failure knobs. The zero value injects nothing.
