@@ -64,7 +64,8 @@ type Session struct {
 
 	in          inputEstimate
 	vad         turnDetection
-	corrections int // consecutive sideband corrections (sideband.go)
+	corrections int  // consecutive sideband corrections (sideband.go)
+	clearing    bool // Abandon cleared upstream's input buffer: cleared not seen yet
 
 	totals Totals
 	tr     transcription
@@ -229,6 +230,8 @@ func (s *Session) Upstream(ctx context.Context, eventType string, frame []byte) 
 		s.in.bufBytes = 0
 		holds := s.tr.buf
 		s.tr.buf, s.tr.held = nil, 0
+		s.clearing = false
+		s.setIdleLocked()
 		s.mu.Unlock()
 		s.releaseTranscriptionHolds(ctx, holds)
 	case "conversation.item.input_audio_transcription.failed":
@@ -261,7 +264,11 @@ func (s *Session) Outstanding() (int, <-chan struct{}) {
 }
 
 func (s *Session) outstandingLocked() int {
-	return len(s.pending) + len(s.byResp) + len(s.tr.items)
+	n := len(s.pending) + len(s.byResp) + len(s.tr.items)
+	if s.clearing {
+		n++ // a commit upstream made before our clear is still to be seen
+	}
+	return n
 }
 
 // Abandon is called when the client is gone while the upstream side stays
@@ -277,8 +284,26 @@ func (s *Session) Abandon(ctx context.Context) bool {
 	for id := range s.byResp {
 		ids = append(ids, id)
 	}
+	// Audio upstream has not committed yet could still be committed (and
+	// its transcription billed) by turn detection: clear it, and wait for
+	// input_audio_buffer.cleared, which comes after any such commit.
+	clear := s.in.bufBytes > 0 && !s.h.Sideband
+	if clear {
+		s.clearing = true
+		s.setIdleLocked()
+	}
 	n := s.outstandingLocked()
 	s.mu.Unlock()
+	if clear {
+		ev, _ := json.Marshal(map[string]string{"type": "input_audio_buffer.clear", "event_id": realtime.NewID("vg_clear_")})
+		if err := s.h.Upstream(ctx, ev); err != nil {
+			s.mu.Lock()
+			s.clearing = false
+			s.setIdleLocked()
+			n = s.outstandingLocked()
+			s.mu.Unlock()
+		}
+	}
 	for _, id := range ids {
 		s.cancel(ctx, id)
 	}
