@@ -271,6 +271,16 @@ func (s *Session) outstandingLocked() int {
 	return n
 }
 
+// Quiesce stops new work while the session drains (the gateway shuts
+// down): no new turn starts and client events are dropped, while the
+// responses already running finish and are metered.
+func (s *Session) Quiesce() {
+	s.mu.Lock()
+	s.gone = true
+	s.vad.waiting = 0
+	s.mu.Unlock()
+}
+
 // Abandon is called when the client is gone while the upstream side stays
 // open to settle: no new turn starts, running responses are cancelled
 // upstream, and responses still being created are cancelled when

@@ -339,3 +339,27 @@ func TestAbandonCancels(t *testing.T) {
 		t.Errorf("reserved %d after both responses settled", r)
 	}
 }
+
+// TestQuiesceStartsNothingNew: while a session drains, a running response
+// finishes and is metered, but no client event goes upstream and no turn
+// the server commits gets a response.
+func TestQuiesceStartsNothingNew(t *testing.T) {
+	w := newWire(t, `{"type":"realtime","model":"gpt-realtime"}`, store.Limits{BudgetNanoUSD: 1e9}, false)
+	if _, _, err := w.s.Pin(json.RawMessage(createdGA)); err != nil {
+		t.Fatal(err)
+	}
+	w.s.Client(context.Background(), []byte(`{"type":"response.create"}`))
+	id := w.created(true)
+	w.s.Quiesce()
+	if fwd, _ := w.s.Client(context.Background(), []byte(`{"type":"response.create"}`)); fwd != nil {
+		t.Errorf("forwarded %s while draining", fwd)
+	}
+	w.up(`{"type":"input_audio_buffer.committed","item_id":"item_1"}`)
+	if s := w.sent(); len(s) != 0 {
+		t.Errorf("sent %v while draining: nothing may start, nothing running is cancelled", s)
+	}
+	w.done(id, true, 5, 5)
+	if n, _ := w.s.Outstanding(); n != 0 || w.reserved() != 0 {
+		t.Errorf("outstanding %d, reserved %d after the running response finished", n, w.reserved())
+	}
+}

@@ -118,6 +118,7 @@ func (s *session) endIfDue() {
 // outstanding (at once when idle), or returns when ctx ends or the session
 // ends otherwise.
 func (s *session) drain(ctx context.Context) {
+	s.gov.Quiesce() // nothing new starts; what runs finishes
 	for {
 		n, idle := s.gov.Outstanding()
 		if n == 0 {
