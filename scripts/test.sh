@@ -52,6 +52,9 @@ fi
 echo "==> go test -race ./..."
 go test -race -count=1 -timeout 12m ./...
 
+echo "==> benchmark harness smoke run (go run ./cmd/vgbench --short, under two minutes; report in \$TMPDIR)"
+go run ./cmd/vgbench --short
+
 echo "==> fuzz targets run on their own (a short smoke run)"
 go test -run '^$' -fuzz FuzzParseAppend -fuzztime 3s ./internal/sim
 

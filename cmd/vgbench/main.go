@@ -87,6 +87,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			o.levels = append(o.levels, n)
 		}
 	}
+	if o.short {
+		o.noPerf = true // perf record needs seconds of load to say anything
+	}
 	if o.dur == 0 {
 		o.dur = 12 * time.Second
 		if o.short {
@@ -131,6 +134,33 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	logf("wrote %s in %s", o.out, time.Since(rep.start).Round(time.Second))
+	if o.short {
+		return rep.smokeCheck()
+	}
+	return nil
+}
+
+// smokeCheck fails a short run whose sessions did not connect or relayed
+// nothing, so a broken harness or target cannot pass unnoticed; figures
+// are not judged (the loads are tiny and the machine is shared).
+func (r *report) smokeCheck() error {
+	var bad []string
+	for _, x := range r.results {
+		switch {
+		case x.Connected < x.Sessions:
+			bad = append(bad, fmt.Sprintf("%s %s: %d of %d sessions connected (%s)", x.Target, x.Profile, x.Connected, x.Sessions, x.FirstErr))
+		case x.Profile != "idle" && x.GotDown == 0:
+			bad = append(bad, fmt.Sprintf("%s %s: no audio delta received (%s)", x.Target, x.Profile, x.FirstErr))
+		case x.Profile != "idle" && x.Profile != "burst" && x.GotUp == 0:
+			bad = append(bad, fmt.Sprintf("%s %s: no append reached the simulator (%s)", x.Target, x.Profile, x.FirstErr))
+		}
+	}
+	if len(r.skips) > 0 {
+		bad = append(bad, r.skips...)
+	}
+	if len(bad) > 0 {
+		return errors.New("smoke run failed:\n  " + strings.Join(bad, "\n  "))
+	}
 	return nil
 }
 
@@ -398,5 +428,3 @@ func mintBench(ctx context.Context, e *env, o options, rep *report, logf func(st
 	}
 	return nil
 }
-
-var _ = errors.New
