@@ -334,7 +334,13 @@ func (r *report) goals(b *strings.Builder) {
 				verdict(perSessionCPU(x) <= 1.5*perSessionCPU(ng)))
 			vm := float64(x.RSSMax-x.RSSBase) / float64(x.Sessions)
 			nm := float64(ng.RSSMax-ng.RSSBase) / float64(ng.Sessions)
-			p("| %s memory per talking session ≤ 1.5× nginx's | %s KiB | nginx %s KiB | %s |\n", vg, kib(vm), kib(nm), verdict(vm <= 1.5*nm))
+			v := verdict(vm <= 1.5*nm)
+			if vm <= 0 || nm <= 0 {
+				// The target's RSS before the run included earlier runs' heap,
+				// later returned: the difference means nothing.
+				v = "n/a (RSS fell during the run)"
+			}
+			p("| %s memory per talking session ≤ 1.5× nginx's | %s KiB | nginx %s KiB | %s |\n", vg, kib(vm), kib(nm), v)
 			if xi, ok := get(vg, "idle"); ok {
 				if ni, ok := get("nginx", "idle"); ok {
 					vm := float64(xi.RSSMax-xi.RSSBase) / float64(xi.Sessions)
