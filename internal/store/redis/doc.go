@@ -48,6 +48,7 @@
 //	vg:{audit}:log                zset    "<seq>|<entry JSON>" scored by seq
 //	vg:{audit}:session:<session>  zset    the session's entries, likewise (same members)
 //	vg:{audit}:user:<user>        zset    the user's entries, likewise
+//	vg:{audit}:pruned             string  audit prune cursor: the highest sequence number pruning has examined
 //	vg:{rl:<key>}:gcra            string  GCRA theoretical arrival time (µs); TTL = until the bucket is full again
 //	vg:{ls:<key>}:lease           zset    holder → expiry (ms); TTL = the latest expiry
 //	vg:{budget}:acct:<account>    hash    spent, reserved, h:<reservation> → amount held; TTL = window end + 24 h
@@ -87,8 +88,21 @@
 // scripts keep each session's list of reservation ids; SessionHolds reports
 // those whose hold has not expired and drops the rest from the list
 // (reservations made by older versions record no session and are never
-// listed). Lease holders expire on their own the same way. Ledger, audit
-// and app keys are kept until an operator removes them.
+// listed). Lease holders expire on their own the same way. Ledger and app
+// keys are kept until an operator removes them.
+//
+// The audit trail is pruned like SQLite's (WithAuditRetention, 30 days by
+// default; 0 keeps everything): entries older than the retention leave the
+// log and their session and user indexes, except store.PermanentAuditKinds
+// (mints, ends, revocations, keys created), kept forever. Every instance
+// prunes at start and then every WithPruneInterval (1 h). PruneAudit walks
+// the log in sequence order from the {audit}:pruned cursor and stops at the
+// first entry still within the retention, so each run reads only what
+// arrived since, plus one entry; each batch of 256 is one read and one
+// script that removes by sequence number and only moves the cursor
+// forward. Running it twice, or on two instances at once, removes nothing
+// more. The entry times are decoded in Go, not Lua, and the script is
+// given every index key it touches, all under {audit}.
 //
 // # Failure
 //

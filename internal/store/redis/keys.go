@@ -20,9 +20,10 @@ func (k keys) ledgerAll() string                { return k.p + "{ledger}:all" }
 func (k keys) ledgerOfUser(u string) string     { return k.p + "{u:" + u + "}:ledger" }
 func (k keys) ledgerOfKey(id string) string     { return k.p + "{k:" + id + "}:ledger" }
 
-// Audit trail: sequence and log share one tag.
+// Audit trail: sequence, log, indexes and prune cursor share one tag.
 func (k keys) auditSeq() string                { return k.p + "{audit}:seq" }
 func (k keys) auditLog() string                { return k.p + "{audit}:log" }
+func (k keys) auditPruned() string             { return k.p + "{audit}:pruned" }
 func (k keys) auditOfSession(id string) string { return k.p + "{audit}:session:" + id }
 func (k keys) auditOfUser(u string) string     { return k.p + "{audit}:user:" + u }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -35,6 +36,8 @@ type Store struct {
 	now  func() time.Time
 
 	retention      time.Duration
+	auditRetention time.Duration
+	pruneInterval  time.Duration
 	reservationTTL time.Duration
 	pingTimeout    time.Duration
 	revocationKeep int
@@ -42,6 +45,11 @@ type Store struct {
 	// scriptClock, when set (tests only), replaces the Redis server's
 	// clock in the rate-limit and lease scripts.
 	scriptClock func() time.Time
+
+	stop      context.CancelFunc // ends the background prune
+	bg        sync.WaitGroup     // the background prune
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -86,6 +94,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		k:              keys{p: DefaultPrefix},
 		now:            time.Now,
 		retention:      DefaultRetention,
+		auditRetention: DefaultAuditRetention,
+		pruneInterval:  DefaultPruneInterval,
 		reservationTTL: DefaultReservationTTL,
 		pingTimeout:    DefaultPingTimeout,
 		revocationKeep: revocationKeep,
@@ -109,6 +119,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err := s.Ping(ctx); err != nil {
 		_ = s.c.Close()
 		return nil, err
+	}
+	var bg context.Context
+	bg, s.stop = context.WithCancel(context.Background())
+	if s.auditRetention > 0 && s.pruneInterval > 0 {
+		s.bg.Add(1)
+		go s.pruneLoop(bg) // owner: the store; ends at Close
 	}
 	return s, nil
 }
@@ -179,8 +195,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the client. Subscriptions end with their contexts.
-func (s *Store) Close() error { return s.c.Close() }
+// Close stops the background prune, waits for it and closes the client.
+// Subscriptions end with their contexts. Calling it again is a no-op.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.bg.Wait()
+		s.closeErr = s.c.Close()
+	})
+	return s.closeErr
+}
 
 // unavailable wraps a Redis failure so callers can fail closed with
 // errors.Is(err, store.ErrUnavailable), keeping the cause for logs.

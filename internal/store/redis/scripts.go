@@ -32,6 +32,8 @@ var (
 	budgetSessionHoldsSrc string
 	//go:embed scripts/audit_append.lua
 	auditAppendSrc string
+	//go:embed scripts/audit_prune.lua
+	auditPruneSrc string
 	//go:embed scripts/revocation_publish.lua
 	revocationPublishSrc string
 	//go:embed scripts/user_revoke.lua
@@ -50,6 +52,7 @@ var (
 	budgetSpentScript        = goredis.NewScript(budgetLibSrc + "\n" + budgetSpentSrc)
 	budgetSessionHoldsScript = goredis.NewScript(budgetLibSrc + "\n" + budgetSessionHoldsSrc)
 	auditAppendScript        = goredis.NewScript(auditAppendSrc)
+	auditPruneScript         = goredis.NewScript(auditPruneSrc)
 	revocationPublishScript  = goredis.NewScript(revocationPublishSrc)
 	userRevokeScript         = goredis.NewScript(userRevokeSrc)
 )
