@@ -57,7 +57,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 		}
 		return st, nil
 	default:
-		st, err := redis.Open(ctx, loc, redis.WithLogger(log))
+		st, err := redis.Open(ctx, loc, redis.WithLogger(log), redis.WithAuditRetention(cfg.AuditRetention))
 		if err != nil {
 			return nil, fmt.Errorf("open redis store: %w", err)
 		}

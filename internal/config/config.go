@@ -44,9 +44,9 @@ type Config struct {
 	// LeaseTTL bounds how long the concurrency leases of a crashed
 	// instance outlive it; live sessions renew theirs every LeaseTTL/3.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
-	// AuditRetention is how long the SQLite store keeps audit records
-	// other than mints, ends, revocations and keys created (kept forever);
-	// 0 keeps every record.
+	// AuditRetention is how long the SQLite and Redis stores keep audit
+	// records other than mints, ends, revocations and keys created (kept
+	// forever); 0 keeps every record.
 	AuditRetention time.Duration `yaml:"audit_retention"`
 
 	// Tiers by name; "default" always exists.

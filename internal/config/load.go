@@ -49,7 +49,7 @@ var settings = []setting{
 		c.ShutdownTimeout = d
 		return nil
 	}},
-	{"audit-retention", "how long audit records other than mints, ends, revocations and keys created are kept (e.g. 720h; 0 keeps all; SQLite store)", func(c *Config, v string) error {
+	{"audit-retention", "how long audit records other than mints, ends, revocations and keys created are kept (e.g. 720h; 0 keeps all)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return fmt.Errorf("%q is not a duration like 720h", v)
