@@ -93,7 +93,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if o.dur == 0 {
 		o.dur = 12 * time.Second
 		if o.short {
-			o.dur = 2 * time.Second
+			o.dur = 1500 * time.Millisecond
 		}
 	}
 	repo := repoRoot()
@@ -336,7 +336,7 @@ func mintBench(ctx context.Context, e *env, o options, rep *report, logf func(st
 	d := 8 * time.Second
 	workers := 32
 	if o.short {
-		d, workers = 1500*time.Millisecond, 8
+		d, workers = time.Second, 8
 	}
 	addr, stopSim, err := startSim(sim.PaceRealtime, e.simKey)
 	if err != nil {
