@@ -189,12 +189,14 @@ func (s *Server) sessionRefusal(ctx context.Context, sess *store.Session) (strin
 	if !s.Now().Before(sess.ExpiresAt) {
 		return "expired", nil
 	}
-	at, err := s.Store.UserRevokedAt(ctx, sess.User)
-	if err != nil {
-		return "", errors.Join(store.ErrUnavailable, err)
-	}
-	if !at.IsZero() && !sess.CreatedAt.After(at) {
-		return "revoked", nil
+	for _, target := range userRevocationTargets(sess) {
+		at, err := s.Store.UserRevokedAt(ctx, target)
+		if err != nil {
+			return "", errors.Join(store.ErrUnavailable, err)
+		}
+		if !at.IsZero() && !sess.CreatedAt.After(at) {
+			return "revoked", nil
+		}
 	}
 	if sess.AppKeyID != "" {
 		k, err := s.Store.Key(ctx, sess.AppKeyID)

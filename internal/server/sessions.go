@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/voicegate/voicegate/internal/auth"
+	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/realtime"
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -193,46 +195,59 @@ func RevokeSession(ctx context.Context, st store.Store, id string, now time.Time
 	return sess, nil
 }
 
+// handleRevokeUser revokes every session of a user created until now, on
+// every instance: live ones close, reconnects are refused. Users are
+// namespaced by the app key that minted for them (govern.UserKey): an app
+// key revokes its own user only; the admin key revokes the bare name across
+// every app and the gateway's own sessions, or, with ?app_key=<id>, that
+// app's user only.
 func handleRevokeUser(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user := r.PathValue("user")
 		p := principalFrom(r.Context())
+		q := r.URL.Query()
+		if err := onlyParams(q, "app_key"); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
 		if strings.TrimSpace(user) == "" {
 			writeError(w, r, s.Logger, badRequest("invalid_value", "user", "user must not be empty."))
 			return
 		}
-		now := s.Now().UTC()
+		appKey := q.Get("app_key")
+		if q.Has("app_key") && appKey == "" {
+			writeError(w, r, s.Logger, badRequest("invalid_value", "app_key", "app_key must not be empty."))
+			return
+		}
 		if p.Kind == auth.KindAppKey {
-			// An app key may only end the sessions it minted for that user.
-			list, err := s.Store.ListSessions(r.Context(), store.SessionFilter{User: user, AppKeyID: p.AppKeyID(), Limit: 1000})
-			if err != nil {
+			if appKey != "" && appKey != p.AppKeyID() {
+				writeError(w, r, s.Logger, forbidden("insufficient_permissions", "An app key revokes only its own users."))
+				return
+			}
+			appKey = p.AppKeyID()
+		} else if appKey != "" {
+			if _, err := s.Store.Key(r.Context(), appKey); errors.Is(err, store.ErrNotFound) {
+				writeError(w, r, s.Logger, notFound(fmt.Sprintf("No app key '%s'.", appKey)))
+				return
+			} else if err != nil {
 				writeError(w, r, s.Logger, err)
 				return
 			}
-			n := 0
-			for _, sess := range list {
-				if sess.State == store.StateRevoked || sess.State == store.StateEnded {
-					continue
-				}
-				if _, err := RevokeSession(r.Context(), s.Store, sess.ID, now); err != nil {
-					writeError(w, r, s.Logger, err)
-					return
-				}
-				s.publish(r.Context(), store.Revocation{Kind: "session", ID: sess.ID, At: now})
-				n++
-			}
-			s.audit(r.Context(), store.AuditEntry{Kind: "revoke", User: user, AppKeyID: p.AppKeyID(),
-				Detail: map[string]any{"scope": "user", "by": string(p.Kind), "sessions": n}})
-			encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now, "sessions": n})
-			return
 		}
-		if err := s.Store.RevokeUser(r.Context(), user, now); err != nil {
+		now := s.Now().UTC()
+		target := govern.UserKey(appKey, user)
+		if err := s.Store.RevokeUser(r.Context(), target, now); err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
-		s.audit(r.Context(), store.AuditEntry{Kind: "revoke", User: user, Detail: map[string]any{"scope": "user", "by": string(p.Kind)}})
-		s.publish(r.Context(), store.Revocation{Kind: "user", ID: user, At: now})
-		encode(w, http.StatusOK, map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now})
+		s.audit(r.Context(), store.AuditEntry{Kind: "revoke", User: user, AppKeyID: appKey,
+			Detail: map[string]any{"scope": "user", "by": string(p.Kind)}})
+		s.publish(r.Context(), store.Revocation{Kind: "user", ID: target, At: now})
+		out := map[string]any{"object": "voicegate.user_revocation", "user": user, "revoked_at": now}
+		if appKey != "" {
+			out["app_key_id"] = appKey
+		}
+		encode(w, http.StatusOK, out)
 	})
 }
 
@@ -245,6 +260,19 @@ func (s *Server) publish(ctx context.Context, rev store.Revocation) {
 	}
 }
 
+// userRevocationTargets are the user revocations that cover sess (the
+// user given to store.RevokeUser, the ID of a "user" Revocation): its bare
+// user, which the admin revokes across apps, and, when an app key minted
+// it, the user in that app's namespace (govern.UserKey), which that app
+// revokes. closeRevoked and sessionRefusal both match by it, so a live
+// session and its reconnect are judged alike.
+func userRevocationTargets(sess *store.Session) []string {
+	if sess.AppKeyID == "" {
+		return []string{sess.User}
+	}
+	return []string{sess.User, govern.UserKey(sess.AppKeyID, sess.User)}
+}
+
 // closeRevoked closes this instance's live sessions covered by rev.
 func (s *Server) closeRevoked(rev store.Revocation) int {
 	var match func(*store.Session) bool
@@ -252,7 +280,9 @@ func (s *Server) closeRevoked(rev store.Revocation) int {
 	case "session":
 		match = func(x *store.Session) bool { return x.ID == rev.ID }
 	case "user":
-		match = func(x *store.Session) bool { return x.User == rev.ID && !x.CreatedAt.After(rev.At) }
+		match = func(x *store.Session) bool {
+			return !x.CreatedAt.After(rev.At) && slices.Contains(userRevocationTargets(x), rev.ID)
+		}
 	case "app_key":
 		match = func(x *store.Session) bool { return x.AppKeyID == rev.ID }
 	default:

@@ -36,7 +36,7 @@
 //	vg:{sessions}:all             zset    session ids by created-at (µs); ids of expired sessions dropped when listed
 //	vg:{u:<user>}:sessions        zset    the user's session ids, likewise
 //	vg:{k:<app key>}:sessions     zset    the app key's session ids, likewise
-//	vg:{u:<user>}:revoked_at      string  latest user revocation (Unix ns); TTL = retention
+//	vg:{u:<user>}:revoked_at      string  latest user revocation (Unix ns; <user> may be "<app key id>/<user>"); TTL = retention
 //	vg:{k:<app key>}:key          string  app key JSON (+ hash); no TTL, revocation is explicit
 //	vg:{h:<key hash>}:keyhash     string  app key id; no TTL
 //	vg:{keys}:all                 zset    app key ids by created-at
