@@ -110,7 +110,7 @@ async function refreshLive() {
       el('button', { type: 'button', class: 'danger small', 'data-action': 'revoke-session',
         'aria-label': `Revoke session ${s.id} of ${s.user}`, onclick: () => revokeSession(s) }, 'Revoke session'),
       el('button', { type: 'button', class: 'danger small', 'data-action': 'revoke-user',
-        'aria-label': `Revoke every session of ${s.user}`, onclick: () => revokeUser(s.user) }, 'Revoke user'))),
+        'aria-label': `Revoke every session of ${s.user}`, onclick: () => revokeUser(s.user, s.app_key_id) }, 'Revoke user'))),
   ));
   if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: '7', class: 'empty empty-row' }, 'No live sessions.')));
   // Keep keyboard focus on the same button across a refresh.
@@ -133,9 +133,13 @@ async function revokeSession(s) {
   loadAudit(audit.before);
 }
 
-async function revokeUser(user) {
+// revokeUser revokes user in the namespace of the app key that minted the
+// session (users are namespaced by app key), or the bare name for a
+// session the admin key or a login minted.
+async function revokeUser(user, appKeyID) {
   try {
-    await api('POST', '/users/' + encodeURIComponent(user) + '/revoke');
+    const q = appKeyID ? '?app_key=' + encodeURIComponent(appKeyID) : '';
+    await api('POST', '/users/' + encodeURIComponent(user) + '/revoke' + q);
     say(`Revoked every session of ${user}; tokens minted for ${user} before now no longer connect.`);
   } catch (e) {
     say(`Could not revoke ${user}: ${e.message}`);
