@@ -152,6 +152,12 @@ func (f *Firewall) Inspect(frame []byte) Decision {
 		return Decision{Action: Refuse, Code: CodeEventTooLarge, EventID: sniffEventID(frame),
 			Message: fmt.Sprintf("event of %d bytes exceeds the limit of %d bytes", len(frame), maxBytes)}
 	}
+	if eventID, ok := fastAppend(frame); ok {
+		// A plain append (fastpath.go): valid by construction.
+		if f.allows(typeAppend) {
+			return Decision{Action: Pass, Type: typeAppend, EventID: eventID}
+		}
+	}
 	if !json.Valid(frame) {
 		return refuse(CodeInvalidEvent, "", sniffEventID(frame), "event is not valid json")
 	}
@@ -173,11 +179,7 @@ func (f *Firewall) Inspect(frame []byte) Decision {
 	if raw, ok := top["type"]; !ok || json.Unmarshal(raw, &typ) != nil || typ == "" {
 		return refuse(CodeInvalidEvent, "type", eventID, "the 'type' field is missing or not a string")
 	}
-	allowed := f.Tier.AllowedEvents
-	if allowed == nil {
-		allowed = ClientEvents
-	}
-	if !slices.Contains(allowed, typ) {
+	if !f.allows(typ) {
 		d := refuse(CodeEventNotAllowed, "type", eventID, "event type %q is not allowed for tier %q", truncate(typ, 64), f.Tier.Name)
 		d.Type = typ
 		return d
@@ -205,6 +207,15 @@ func (f *Firewall) Inspect(frame []byte) Decision {
 	}
 	d.Type, d.EventID = typ, eventID
 	return d
+}
+
+// allows reports whether the tier relays client events of type typ.
+func (f *Firewall) allows(typ string) bool {
+	allowed := f.Tier.AllowedEvents
+	if allowed == nil {
+		allowed = ClientEvents
+	}
+	return slices.Contains(allowed, typ)
 }
 
 func refuse(code, param, eventID, format string, args ...any) Decision {
