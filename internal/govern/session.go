@@ -96,6 +96,7 @@ func (g *Governor) Open(rec *store.Session, h Hooks) *Session {
 	s.in.base = len(rec.Config)/4 + 1
 	s.in.per100ms = configFormat(rec.Config)
 	s.in.sessionMaxOut = configMaxOutput(rec.Config)
+	s.tr.pinned, _ = transcriptionModel(rec.Config)
 	g.liveM.Lock()
 	g.live[rec.ID] = s
 	g.liveM.Unlock()

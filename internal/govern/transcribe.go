@@ -34,8 +34,9 @@ const transcriptionChunkMs = 5000
 // transcription is a session's view of its input transcription model: the
 // model of the last session config upstream confirmed; guarded by s.mu.
 type transcription struct {
-	known bool   // a session config said
-	model string // "" when transcription is off or the model unknown
+	known  bool   // a session config said
+	model  string // "" when transcription is off or the model unknown
+	pinned string // the pinned config's model, until upstream says
 	// buf holds the reservations of the audio in the input buffer, held
 	// the sum of their grants; items holds those of committed items
 	// awaiting their transcription, by item id.
@@ -50,8 +51,7 @@ func (s *Session) trModelLocked() string {
 	if s.tr.known {
 		return s.tr.model
 	}
-	m, _ := transcriptionModel(s.rec.Config)
-	return m
+	return s.tr.pinned
 }
 
 // transcriptionBound is the worst-case cost of transcribing ms of audio
@@ -211,8 +211,8 @@ func (s *Session) transcriptionCompleted(ctx context.Context, frame []byte) {
 	s.mu.Lock()
 	model := s.tr.model
 	if !s.tr.known || model == "" {
-		if m, _ := transcriptionModel(s.rec.Config); m != "" {
-			model = m
+		if s.tr.pinned != "" {
+			model = s.tr.pinned
 		}
 	}
 	s.mu.Unlock()
