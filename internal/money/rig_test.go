@@ -382,7 +382,7 @@ func (r *rig) mint(t *testing.T, g *gateway, m mintReq) minted {
 func today() string { return time.Now().UTC().Format("2006-01-02") }
 
 // sessionAccount and userDayAccount are budget account keys (see
-// relay.Accounts).
+// govern.Accounts).
 func sessionAccount(id string) string   { return "session:" + id }
 func userDayAccount(user string) string { return "user:day:" + user + ":" + today() }
 

@@ -396,10 +396,11 @@ func speechPCM(ms int) []byte {
 	return b
 }
 
-// TestBudgetServerVAD: responses started by the server's turn detection
-// are bounded by a standing reservation (max_output_tokens pinned
-// upstream); a session that keeps talking is closed with budget_exceeded
-// and never spends more than its budget.
+// TestBudgetServerVAD: responses of turns the server's turn detection
+// commits are mediated (reserved and started by the governor, their
+// max_output_tokens clamped to the reservation); a session that keeps
+// talking is closed with budget_exceeded and never spends more than its
+// budget.
 func TestBudgetServerVAD(t *testing.T) {
 	h := newGovHarness(t, testTier())
 	const budget = 40_000_000

@@ -27,10 +27,11 @@ func (s slowSettle) Settle(ctx context.Context, id string, actual int64) error {
 
 // TestResponseRightAfterDoneWaitsForSettle: a client that sends
 // response.create the moment it reads response.done is judged after the
-// finished response is settled, not against its still-held worst-case
-// reservation. The budget fits one worst case plus an actual cost, never two
-// worst cases, so without the wait the second response is refused with
-// budget_exceeded although the budget can pay for it.
+// finished response is settled (the governor settles it before the
+// client sees response.done), not against its still-held worst-case
+// reservation — even with a slow store. The budget fits one worst case
+// plus an actual cost, never two worst cases, so a decision on stale
+// figures would refuse the second response with budget_exceeded.
 func TestResponseRightAfterDoneWaitsForSettle(t *testing.T) {
 	h := newGovHarness(t, testTier())
 	slow := slowSettle{Store: h.st, delay: 300 * time.Millisecond}
