@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,9 +111,10 @@ func (s *session) readUpstreamUntil(ctx context.Context, want, eventID string, h
 // returns the client's read error, or errUpstreamGone. Once the session is
 // ending, client frames are read and dropped.
 func (s *session) clientPump() error {
+	var buf bytes.Buffer // one read buffer per connection, reused for every frame
 	for {
 		s.busy[sideClient].Store(false)
-		typ, data, err := s.client.Read(s.ctx)
+		typ, data, err := readInto(s.ctx, s.client, &buf)
 		if err != nil {
 			return err
 		}
@@ -143,9 +145,10 @@ func (s *session) clientPump() error {
 // which meters what they bill before they are forwarded. It keeps reading
 // after the client is gone, so abandoned responses are metered.
 func (s *session) upstreamPump() error {
+	var buf bytes.Buffer // one read buffer per connection, reused for every frame
 	for {
 		s.busy[sideUpstream].Store(false)
-		typ, data, err := s.up.Read(s.ctx)
+		typ, data, err := readInto(s.ctx, s.up, &buf)
 		if err != nil {
 			return err
 		}
@@ -165,4 +168,20 @@ func (s *session) upstreamPump() error {
 		s.upBusy.Store(false)
 		s.endIfDue()
 	}
+}
+
+// readInto reads the next message of c into buf, reusing its memory, and
+// returns it as a slice of buf: valid until the next call. A pump is done
+// with a frame (forwarded; governed — the governor copies what it keeps)
+// before it reads the next. The connection's read limit applies.
+func readInto(ctx context.Context, c *websocket.Conn, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return 0, nil, err
+	}
+	return typ, buf.Bytes(), nil
 }
