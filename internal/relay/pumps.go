@@ -147,14 +147,12 @@ func (s *session) clientPump() error {
 func (s *session) upstreamPump() error {
 	var buf bytes.Buffer // one read buffer per connection, reused for every frame
 	for {
-		s.busy[sideUpstream].Store(false)
 		typ, data, err := readInto(s.ctx, s.up, &buf)
 		if err != nil {
 			return err
 		}
 		s.read(sideUpstream)
 		s.r.Metrics.frame(dirUpstream, len(data))
-		s.upBusy.Store(true)
 		et, _ := realtime.EventType(data)
 		data = s.gov.Upstream(s.ctx, et, data)
 		if !s.clientGone.Load() && data != nil {
@@ -165,7 +163,9 @@ func (s *session) upstreamPump() error {
 				s.clientGone.Store(true)
 			}
 		}
-		s.upBusy.Store(false)
+		// Not busy before the check: an ending decided while this frame was
+		// handled is either seen here or, decided after, done by drain.
+		s.busy[sideUpstream].Store(false)
 		s.endIfDue()
 	}
 }

@@ -77,9 +77,6 @@ type session struct {
 	// has forwarded the frame at hand: the event that spent the budget
 	// reaches the client before the error event and the close.
 	ending atomic.Pointer[endCause]
-	// upBusy is set while the upstream pump handles a frame (governor,
-	// then client), so an ending decided meanwhile waits for the frame.
-	upBusy atomic.Bool
 }
 
 func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger) *session {
@@ -126,7 +123,7 @@ func (s *session) drain(ctx context.Context) {
 			// upstream pump ends the session once it has forwarded it.
 			c := gatewayEnd("going_away", "the gateway is shutting down")
 			s.ending.CompareAndSwap(nil, &c)
-			if !s.upBusy.Load() {
+			if !s.busy[sideUpstream].Load() { // else the pump ends it after its frame
 				s.terminate(c)
 			}
 			select { // until the pump has ended it, so Shutdown cannot cut first
