@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Action is what the relay does with a client event.
@@ -112,6 +113,9 @@ type Firewall struct {
 	// Beta is set when the client speaks the beta interface: its
 	// session.update carries the flat beta session shape.
 	Beta bool
+
+	pinOnce sync.Once
+	pinMap  map[string]any // Pinned decoded once; only read
 }
 
 // lockDefaults are the upstream values of fields a mint may leave unset; a
@@ -265,12 +269,18 @@ func (f *Firewall) protected(pinned map[string]any, path string) bool {
 	return f.pinnedPath(pinned, path) || f.isLocked(path)
 }
 
+// pinned is the pinned config decoded, once per firewall (every
+// config-bearing event consults it); callers only read it.
 func (f *Firewall) pinned() map[string]any {
-	v, err := decodeAny(f.Pinned)
-	if m, ok := v.(map[string]any); err == nil && ok {
-		return m
-	}
-	return map[string]any{}
+	f.pinOnce.Do(func() {
+		v, err := decodeAny(f.Pinned)
+		if m, ok := v.(map[string]any); err == nil && ok {
+			f.pinMap = m
+		} else {
+			f.pinMap = map[string]any{}
+		}
+	})
+	return f.pinMap
 }
 
 // pinnedValue is the value a locked path must keep: the pinned one, else
