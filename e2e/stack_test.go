@@ -46,6 +46,7 @@ type stack struct {
 	dir      string
 	simSrv   *sim.Server
 	proc     *os.Process
+	exited   chan struct{} // closed when the voicegate process has exited
 	sim      *httptest.Server
 	base     string // https://127.0.0.1:PORT
 	caFile   string
@@ -120,7 +121,7 @@ func startStackWith(t *testing.T, o stackOptions) *stack {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	s.proc = cmd.Process
+	s.proc, s.exited = cmd.Process, exited
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {

@@ -72,8 +72,11 @@ func TestBrowserWebRTC(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			_ = s.proc.Signal(syscall.SIGQUIT)
-			time.Sleep(time.Second)
+			_ = s.proc.Signal(syscall.SIGQUIT) // its goroutine dump goes to stderr
+			select {
+			case <-s.exited:
+			case <-time.After(5 * time.Second):
+			}
 			t.Logf("gateway stderr:\n%s", s.stderr.String())
 		}
 	})
