@@ -64,7 +64,7 @@ func (cl *call) quiet() time.Duration {
 func (cl *call) run() {
 	c := cl.c
 	defer close(cl.doneCh)
-	defer c.unregister(cl)
+	defer c.live.Remove(cl)
 	ctx, cancel := context.WithCancel(c.base)
 	defer cancel()
 	started := c.now()

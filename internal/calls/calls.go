@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/voicegate/voicegate/internal/govern"
+	"github.com/voicegate/voicegate/internal/live"
 	"github.com/voicegate/voicegate/internal/relay"
 	"github.com/voicegate/voicegate/internal/store"
 )
@@ -58,10 +59,7 @@ type Calls struct {
 	initOnce   sync.Once
 	base       context.Context
 	cancelBase context.CancelFunc
-	mu         sync.Mutex
-	live       map[*call]struct{}
-	shutting   bool
-	wg         sync.WaitGroup
+	live       live.Set[*call]
 }
 
 // Request is one call to place.
@@ -95,7 +93,6 @@ var ErrUnavailable = errors.New("calls: upstream unavailable")
 func (c *Calls) init() {
 	c.initOnce.Do(func() {
 		c.base, c.cancelBase = context.WithCancel(context.Background())
-		c.live = map[*call]struct{}{}
 	})
 }
 
@@ -138,7 +135,7 @@ func (c *Calls) Create(ctx context.Context, req Request) (answer []byte, id stri
 	go func() { defer close(held); req.Admission.Hold(holdCtx) }() // owner: the call (or this function on failure)
 	release := func() { stopHold(); <-held }
 
-	if c.isShutting() {
+	if c.live.Shutting() {
 		release()
 		return nil, "", ErrUnavailable
 	}
@@ -182,7 +179,7 @@ func (c *Calls) Create(ctx context.Context, req Request) (answer []byte, id stri
 		return fail(fmt.Errorf("%w: sideband: %w", ErrUnavailable, err))
 	}
 	cl.side = side
-	if !c.register(cl) {
+	if !c.live.Add(cl, cl.rec) {
 		_ = side.CloseNow()
 		_ = c.hangupUpstream(context.WithoutCancel(ctx), upID)
 		return fail(ErrUnavailable)
@@ -351,15 +348,8 @@ func (c *Calls) Hangup(ctx context.Context, sess *store.Session, id string) erro
 	if !ok {
 		return ErrNoSuchCall
 	}
-	c.mu.Lock()
-	var cl *call
-	for x := range c.live {
-		if x.upID == upID {
-			cl = x
-		}
-	}
-	c.mu.Unlock()
-	if cl != nil {
+	if found := c.live.Select(func(x *call, _ *store.Session) bool { return x.upID == upID }); len(found) > 0 {
+		cl := found[0]
 		cl.end(ending{by: "client", code: "hangup"})
 		select {
 		case <-cl.done():
@@ -370,45 +360,13 @@ func (c *Calls) Hangup(ctx context.Context, sess *store.Session, id string) erro
 	return c.hangupUpstream(ctx, upID)
 }
 
-func (c *Calls) isShutting() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.shutting
-}
-
-func (c *Calls) register(cl *call) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.shutting {
-		return false
-	}
-	c.live[cl] = struct{}{}
-	c.wg.Add(1)
-	return true
-}
-
-func (c *Calls) unregister(cl *call) {
-	c.mu.Lock()
-	delete(c.live, cl)
-	c.mu.Unlock()
-	c.wg.Done()
-}
-
 // CloseSessions ends every live call on this instance whose session
 // matches, with the gateway ending reason (the call is hung up upstream
 // after its outstanding responses are settled); code and message are
 // those of the WebSocket engine's CloseSessions and unused by calls. It
 // reports how many calls it ended.
 func (c *Calls) CloseSessions(match func(*store.Session) bool, _ websocket.StatusCode, reason, _ string) int {
-	c.init()
-	c.mu.Lock()
-	var hit []*call
-	for cl := range c.live {
-		if match(cl.rec) {
-			hit = append(hit, cl)
-		}
-	}
-	c.mu.Unlock()
+	hit := c.live.Select(func(_ *call, rec *store.Session) bool { return match(rec) })
 	for _, cl := range hit {
 		cl.end(ending{by: "gateway", code: reason})
 	}
@@ -416,37 +374,20 @@ func (c *Calls) CloseSessions(match func(*store.Session) bool, _ websocket.Statu
 }
 
 // IsLive reports whether session id has a live call on this instance.
-func (c *Calls) IsLive(sessionID string) bool {
-	c.init()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for cl := range c.live {
-		if cl.rec.ID == sessionID {
-			return true
-		}
-	}
-	return false
-}
+func (c *Calls) IsLive(sessionID string) bool { return c.live.Has(sessionID) }
 
 // LiveCount reports the live calls on this instance.
-func (c *Calls) LiveCount() int {
-	c.init()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.live)
-}
+func (c *Calls) LiveCount() int { return c.live.Len() }
 
 // Shutdown ends every live call (settled, then hung up: a call the
 // gateway can no longer govern does not go on) and waits for them,
 // bounded by ctx.
 func (c *Calls) Shutdown(ctx context.Context) error {
 	c.init()
-	c.mu.Lock()
-	c.shutting = true
-	c.mu.Unlock()
-	c.CloseSessions(func(*store.Session) bool { return true }, websocket.StatusGoingAway, "going_away", "")
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); close(done) }()
+	for _, cl := range c.live.Close() {
+		cl.end(ending{by: "gateway", code: "going_away"})
+	}
+	done := c.live.Done()
 	select {
 	case <-done:
 		return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/voicegate/voicegate/internal/govern"
+	"github.com/voicegate/voicegate/internal/live"
 	"github.com/voicegate/voicegate/internal/store"
 )
 
@@ -89,10 +90,7 @@ type Relay struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	mu       sync.Mutex
-	live     map[*session]struct{}
-	shutting bool
-	wg       sync.WaitGroup
+	live live.Set[*session]
 }
 
 // Conn is one authenticated client connection handed to Serve.
@@ -114,7 +112,6 @@ type Conn struct {
 func (r *Relay) init() {
 	r.initOnce.Do(func() {
 		r.base, r.cancelBase = context.WithCancel(context.Background())
-		r.live = make(map[*session]struct{})
 	})
 }
 
@@ -156,7 +153,7 @@ func (r *Relay) readLimit() int64 {
 func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
 	r.init()
 	log := r.logger().With("session_id", c.Session.ID, "token_id", c.Session.TokenID, "user", c.Session.User)
-	if r.isShutting() {
+	if r.live.Shutting() {
 		writeError(w, http.StatusServiceUnavailable, "upstream_unavailable", "the gateway is shutting down")
 		return
 	}
@@ -194,12 +191,12 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
 	client.SetReadLimit(r.readLimit())
 
 	s := r.newSession(c, client, up, log)
-	if !r.register(s) {
+	if !r.live.Add(s, s.rec) {
 		_ = client.Close(websocket.StatusGoingAway, "going_away")
 		_ = up.Close(websocket.StatusGoingAway, "")
 		return
 	}
-	defer r.unregister(s)
+	defer r.live.Remove(s)
 	s.run(dialed)
 }
 
@@ -280,30 +277,6 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	}})
 }
 
-func (r *Relay) isShutting() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.shutting
-}
-
-func (r *Relay) register(s *session) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.shutting {
-		return false
-	}
-	r.live[s] = struct{}{}
-	r.wg.Add(1)
-	return true
-}
-
-func (r *Relay) unregister(s *session) {
-	r.mu.Lock()
-	delete(r.live, s)
-	r.mu.Unlock()
-	r.wg.Done()
-}
-
 // CloseSessions closes every live connection on this instance whose
 // session matches: the client gets the error event {code: reason, message}
 // and a close with code (1008 for policy) at once; an in-flight response is
@@ -311,14 +284,7 @@ func (r *Relay) unregister(s *session) {
 // how many sessions it closed.
 func (r *Relay) CloseSessions(match func(*store.Session) bool, code websocket.StatusCode, reason, message string) int {
 	r.init()
-	r.mu.Lock()
-	var hit []*session
-	for s := range r.live {
-		if match(s.rec) {
-			hit = append(hit, s)
-		}
-	}
-	r.mu.Unlock()
+	hit := r.live.Select(func(_ *session, rec *store.Session) bool { return match(rec) })
 	for _, s := range hit {
 		s.terminate(endCause{by: byGateway, code: code, reason: reason, message: message})
 	}
@@ -326,25 +292,10 @@ func (r *Relay) CloseSessions(match func(*store.Session) bool, code websocket.St
 }
 
 // LiveCount reports the live sessions on this instance.
-func (r *Relay) LiveCount() int {
-	r.init()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.live)
-}
+func (r *Relay) LiveCount() int { return r.live.Len() }
 
 // IsLive reports whether session id has a live connection on this instance.
-func (r *Relay) IsLive(sessionID string) bool {
-	r.init()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for s := range r.live {
-		if s.rec.ID == sessionID {
-			return true
-		}
-	}
-	return false
-}
+func (r *Relay) IsLive(sessionID string) bool { return r.live.Has(sessionID) }
 
 // Shutdown refuses new sessions and drains the live ones: each is closed
 // with 1001 "going_away" as soon as nothing it started upstream is
@@ -355,26 +306,19 @@ func (r *Relay) IsLive(sessionID string) bool {
 // ctx ends first, the remaining connections are cut.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.init()
-	r.mu.Lock()
-	r.shutting = true
-	live := make([]*session, 0, len(r.live))
-	for s := range r.live {
-		live = append(live, s)
-	}
-	r.mu.Unlock()
+	sessions := r.live.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		margin := min(time.Second, time.Until(dl)/2)
 		drainCtx, cancel := context.WithDeadline(ctx, dl.Add(-margin))
 		var drained sync.WaitGroup
-		for _, s := range live {
+		for _, s := range sessions {
 			drained.Go(func() { s.drain(drainCtx) })
 		}
 		drained.Wait()
 		cancel()
 	}
 	r.CloseSessions(func(*store.Session) bool { return true }, websocket.StatusGoingAway, "going_away", "the gateway is shutting down")
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
+	done := r.live.Done()
 	select {
 	case <-done:
 		return nil
