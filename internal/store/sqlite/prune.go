@@ -44,8 +44,8 @@ type PruneStats struct {
 	Sessions, UserRevocations, BudgetAccounts, Audit int64
 }
 
-// Prune removes what has outlived the retention: sessions whose connect
-// deadline and end (or revocation) are both older than it — and sessions
+// Prune removes what has outlived the retention: sessions whose creation,
+// connect deadline and end (or revocation) are all older than it — and sessions
 // left "live" by a crashed process that started before it, since no
 // upstream session lasts that long — user revocations older than it (no
 // token outlives 7,200 s, so they no longer refuse anything), and budget
@@ -57,7 +57,7 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 	cutoff := now.Add(-s.retention).UnixNano()
 	err := s.tx(ctx, "prune", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM sessions
-			WHERE (state != 'live' AND MAX(expires_at, ended_at, revoked_at) < ?1)
+			WHERE (state != 'live' AND MAX(created_at, expires_at, ended_at, revoked_at) < ?1)
 			   OR (state = 'live' AND started_at > 0 AND started_at < ?1)`, cutoff)
 		if err != nil {
 			return unavailable("prune sessions", err)

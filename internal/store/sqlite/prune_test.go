@@ -157,3 +157,23 @@ func TestPruneAudit(t *testing.T) {
 		t.Errorf("audit after prune = %v, want %v", kinds, want)
 	}
 }
+
+// TestPruneKeepsRecentSessionsWithoutDeadlines: a session created inside the
+// retention is kept whatever its other times say. A revoked record that
+// carries no expiry, end or revocation time (zero) was deleted by the prune
+// every Open runs at start, racing the caller that had just written it.
+func TestPruneKeepsRecentSessionsWithoutDeadlines(t *testing.T) {
+	ctx := t.Context()
+	s := openFile(t, filepath.Join(t.TempDir(), "vg.db"), sqlite.WithPruneInterval(0))
+	defer s.Close()
+	now := time.Now().UTC()
+	if err := s.CreateSession(ctx, &store.Session{ID: "vgs_bare", TokenHash: "h", CreatedAt: now, State: store.StateRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Prune(ctx); err != nil || st.Sessions != 0 {
+		t.Fatalf("Prune = %+v, %v; want the fresh session kept", st, err)
+	}
+	if _, err := s.Session(ctx, "vgs_bare"); err != nil {
+		t.Fatalf("session pruned: %v", err)
+	}
+}
