@@ -115,7 +115,7 @@ func (cl *call) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		et, _ := realtime.EventType(data)
+		et, _ := realtime.UpstreamEventType(data)
 		switch et {
 		case "input_audio_buffer.speech_started", "input_audio_buffer.committed":
 			cl.touch()

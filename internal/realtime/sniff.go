@@ -40,6 +40,33 @@ func EventType(frame []byte) (string, bool) {
 	return typ, true
 }
 
+// UpstreamEventType returns the "type" of an event from upstream. Upstream
+// (the OpenAI API, or the configured simulator) is trusted to send one
+// well-formed object per frame with "type" first, as every server event
+// does; then the type is read from the opening bytes and the rest (an audio
+// delta's base64 is nearly all of the frame) is not scanned. Any other
+// shape — a space, an escape, another key first — falls back to EventType's
+// full scan, so a frame EventType rejects is never given a type here unless
+// it opens with a plain type string.
+func UpstreamEventType(frame []byte) (string, bool) {
+	const prefix = `{"type":"`
+	if len(frame) > len(prefix) && string(frame[:len(prefix)]) == prefix {
+		rest := frame[len(prefix):]
+		for i, c := range rest {
+			if c == '"' {
+				if i == 0 {
+					break // "" is a valid but useless type: let EventType answer
+				}
+				return intern(rest[:i]), true
+			}
+			if c == '\\' || c < 0x20 || c >= 0x80 {
+				break
+			}
+		}
+	}
+	return EventType(frame)
+}
+
 // scanner is a validating JSON scanner over one frame.
 type scanner struct {
 	buf   []byte
@@ -106,8 +133,10 @@ func (s *scanner) topObject() (string, bool) {
 			if s.buf[vstart] == '"' {
 				v := s.buf[vstart:s.pos]
 				if !bytesNeedDecode(v) {
-					typ = string(v[1 : len(v)-1])
-				} else if json.Unmarshal(v, &typ) != nil {
+					typ = intern(v[1 : len(v)-1])
+				} else if t, ok := decodeString(v); ok {
+					typ = t
+				} else {
 					return "", false
 				}
 				s.found = true
@@ -130,6 +159,16 @@ func (s *scanner) topObject() (string, bool) {
 			return "", false
 		}
 	}
+}
+
+// decodeString decodes a quoted JSON string as encoding/json does. Kept
+// apart so the caller's variables stay off the heap.
+func decodeString(q []byte) (string, bool) {
+	var v string
+	if json.Unmarshal(q, &v) != nil {
+		return "", false
+	}
+	return v, true
 }
 
 // bytesNeedDecode reports whether a quoted string holds escapes or

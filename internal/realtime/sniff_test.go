@@ -132,6 +132,14 @@ func BenchmarkEventType(b *testing.B) {
 			}
 		}
 	})
+	b.Run("upstream", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			if typ, ok := UpstreamEventType(frame); !ok || typ != "response.output_audio.delta" {
+				b.Fatal(typ, ok)
+			}
+		}
+	})
 	b.Run("json.Unmarshal", func(b *testing.B) {
 		b.SetBytes(int64(len(frame)))
 		for b.Loop() {
@@ -141,6 +149,80 @@ func BenchmarkEventType(b *testing.B) {
 			if err := json.Unmarshal(frame, &e); err != nil || e.Type != "response.output_audio.delta" {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// topTypeKeys counts the top-level "type" keys of a valid JSON object.
+func topTypeKeys(frame []byte) int {
+	dec := json.NewDecoder(strings.NewReader(string(frame)))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return -1
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return -1
+		}
+		if tok == "type" {
+			n++
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return -1
+		}
+	}
+	return n
+}
+
+func TestUpstreamEventType(t *testing.T) {
+	for _, tc := range sniffCases {
+		got, ok := UpstreamEventType([]byte(tc.frame))
+		if tc.ok && topTypeKeys([]byte(tc.frame)) == 1 && (got != tc.want || !ok) {
+			t.Errorf("%s: UpstreamEventType(%q) = %q, %v; want %q", tc.name, tc.frame, got, ok, tc.want)
+		}
+		if !tc.ok && ok && !strings.HasPrefix(tc.frame, `{"type":"`) {
+			t.Errorf("%s: UpstreamEventType(%q) = %q, true for a frame EventType refuses", tc.name, tc.frame, got)
+		}
+	}
+	// The fast path reads only the opening bytes: a delta whose tail is cut
+	// still has its type, which a full scan refuses.
+	cut := audioDelta(1 << 10)
+	cut = cut[:len(cut)-10]
+	if got, ok := UpstreamEventType(cut); !ok || got != "response.output_audio.delta" {
+		t.Errorf("fast path: %q, %v", got, ok)
+	}
+	if _, ok := EventType(cut); ok {
+		t.Error("EventType accepted a truncated frame")
+	}
+	// A known type is interned: sniffing it allocates nothing.
+	frame := audioDelta(64 << 10)
+	if n := testing.AllocsPerRun(100, func() { UpstreamEventType(frame) }); n != 0 {
+		t.Errorf("UpstreamEventType allocates %.0f times per delta, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { EventType(frame) }); n != 0 {
+		t.Errorf("EventType allocates %.0f times per delta, want 0", n)
+	}
+}
+
+// FuzzUpstreamEventType: on a frame with one top-level "type", the fast
+// path agrees with the full scan; a frame that does not open with a plain
+// type string gets EventType's answer.
+func FuzzUpstreamEventType(f *testing.F) {
+	for _, tc := range sniffCases {
+		f.Add([]byte(tc.frame))
+	}
+	f.Add([]byte(`{"type":"a\u0062","x":1}`))
+	f.Add([]byte(`{"type":"résumé"}`))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		got, ok := UpstreamEventType(frame)
+		want, wok := EventType(frame)
+		if wok && topTypeKeys(frame) == 1 && (got != want || !ok) {
+			t.Fatalf("UpstreamEventType(%q) = %q, %v; EventType = %q", frame, got, ok, want)
+		}
+		if !strings.HasPrefix(string(frame), `{"type":"`) && (got != want || ok != wok) {
+			t.Fatalf("UpstreamEventType(%q) = %q, %v; EventType = %q, %v", frame, got, ok, want, wok)
 		}
 	})
 }

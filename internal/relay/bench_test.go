@@ -1,11 +1,15 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/voicegate/voicegate/internal/realtime"
 )
 
 // BenchmarkRelayAppend measures client→upstream relaying of 100 ms PCM16
@@ -29,6 +33,42 @@ func BenchmarkRelayAppend(b *testing.B) {
 	c.send(ctx, `{"type":"input_audio_buffer.commit"}`)
 	c.until(ctx, "input_audio_buffer.committed")
 	b.StopTimer()
+	_ = c.c.Close(websocket.StatusNormalClosure, "")
+	h.waitServed()
+}
+
+// BenchmarkRelayDeltas measures upstream→client relaying of 100 ms PCM16
+// audio deltas (6.4 KB of base64) sent back to back, end to end through
+// both sockets: the burst profile's path. One op is one delta.
+func BenchmarkRelayDeltas(b *testing.B) {
+	up := &fakeUpstream{deltas: b.N, burstDelta: base64.StdEncoding.EncodeToString(make([]byte, 4800))}
+	h := newHarness(b, up, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := &client{t: b, c: h.dial(ctx)}
+	c.until(ctx, "session.created")
+	b.SetBytes(6400)
+	b.ResetTimer()
+	c.send(ctx, `{"type":"response.create"}`)
+	got := 0
+	var buf bytes.Buffer // the client side kept lean: one reused buffer
+	for {
+		_, data, err := readInto(ctx, c.c, &buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		typ, _ := realtime.UpstreamEventType(data)
+		if typ == "response.output_audio.delta" {
+			got++
+		}
+		if typ == "response.done" {
+			break
+		}
+	}
+	b.StopTimer()
+	if got != b.N {
+		b.Fatalf("%d deltas relayed, want %d", got, b.N)
+	}
 	_ = c.c.Close(websocket.StatusNormalClosure, "")
 	h.waitServed()
 }

@@ -75,7 +75,7 @@ func (s *session) pin() error {
 	}
 	s.writeClient(s.gov.Upstream(ctx, realtime.TypeSessionCreated, created))
 	for _, f := range held {
-		et, _ := realtime.EventType(f)
+		et, _ := realtime.UpstreamEventType(f)
 		s.writeClient(s.gov.Upstream(ctx, et, f))
 	}
 	s.endIfDue()
@@ -92,7 +92,7 @@ func (s *session) readUpstreamUntil(ctx context.Context, want, eventID string, h
 			return nil, fmt.Errorf("read upstream: %w", err)
 		}
 		s.r.Metrics.frame(dirUpstream, len(data))
-		typ, _ := realtime.EventType(data)
+		typ, _ := realtime.UpstreamEventType(data)
 		switch {
 		case typ == want:
 			return data, nil
@@ -153,7 +153,7 @@ func (s *session) upstreamPump() error {
 		}
 		s.read(sideUpstream)
 		s.r.Metrics.frame(dirUpstream, len(data))
-		et, _ := realtime.EventType(data)
+		et, _ := realtime.UpstreamEventType(data)
 		data = s.gov.Upstream(s.ctx, et, data)
 		if !s.clientGone.Load() && data != nil {
 			ctx, cancel := context.WithTimeout(s.ctx, clientWriteTimeout)

@@ -28,6 +28,7 @@ type fakeUpstream struct {
 	holdUpdate    chan struct{} // when set, session.updated waits for it to close
 	refuseUpdate  bool          // answer session.update with an invalid_value error
 	ignoreCancel  bool          // never answer response.cancel
+	burstDelta    string        // when set: a response's deltas carry this base64 audio and are sent back to back
 
 	mu      sync.Mutex
 	ledger  []fakeEntry
@@ -139,6 +140,12 @@ func (s *fakeSession) run(ctx context.Context) {
 		}
 	}()
 	for {
+		if s.active != "" && s.f.burstDelta != "" {
+			if !s.burst(ctx) {
+				return
+			}
+			continue
+		}
 		var tick <-chan time.Time
 		if s.active != "" {
 			tick = time.After(s.f.deltaInterval)
@@ -216,6 +223,24 @@ func (s *fakeSession) handle(ctx context.Context, b []byte) bool {
 		return s.done(ctx, "cancelled")
 	}
 	return true
+}
+
+// burst sends every delta of the active response back to back, each frame
+// built once, then its response.done.
+func (s *fakeSession) burst(ctx context.Context) bool {
+	name := "response.output_audio.delta"
+	if s.beta {
+		name = "response.audio.delta"
+	}
+	frame, _ := json.Marshal(map[string]any{"type": name, "event_id": realtime.NewID("event_"), "response_id": s.active,
+		"item_id": "item_burst", "output_index": 0, "content_index": 0, "delta": s.f.burstDelta})
+	for s.sent < s.f.deltas {
+		s.sent++
+		if s.c.Write(ctx, websocket.MessageText, frame) != nil {
+			return false
+		}
+	}
+	return s.done(ctx, "completed")
 }
 
 // step emits the next delta of the active response, or its response.done.
