@@ -37,6 +37,19 @@ func BenchmarkRelayAppend(b *testing.B) {
 	h.waitServed()
 }
 
+// readInto reads the next message of c into buf, reusing its memory.
+func readInto(ctx context.Context, c *websocket.Conn, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return 0, nil, err
+	}
+	return typ, buf.Bytes(), nil
+}
+
 // BenchmarkRelayDeltas measures upstream→client relaying of 100 ms PCM16
 // audio deltas (6.4 KB of base64) sent back to back, end to end through
 // both sockets: the burst profile's path. One op is one delta.

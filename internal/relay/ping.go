@@ -69,9 +69,7 @@ func (s *session) ping(ctx context.Context, side int) bool {
 		conn, name = s.up, "upstream"
 	}
 	start := time.Now().UnixNano()
-	pctx, cancel := context.WithTimeout(ctx, s.r.pingTimeout())
-	err := conn.Ping(pctx)
-	cancel()
+	err := conn.ping(ctx, s.r.pingTimeout())
 	if err == nil {
 		if s.r.onPong != nil {
 			s.r.onPong(name)
@@ -87,6 +85,6 @@ func (s *session) ping(ctx context.Context, side int) bool {
 	}
 	s.log.Info("no pong: closing the side", "side", name, "err", err)
 	s.r.Metrics.error("ping_timeout_" + name)
-	_ = conn.CloseNow()
+	conn.closeNow()
 	return false
 }

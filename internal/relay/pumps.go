@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
-	"github.com/coder/websocket"
+	gws "github.com/gorilla/websocket"
 
 	"github.com/voicegate/voicegate/internal/realtime"
 )
@@ -36,16 +37,18 @@ func (s *session) pinOrFail() (endCause, bool) {
 func (s *session) pin() error {
 	ctx, cancel := context.WithTimeout(s.ctx, pinTimeout)
 	defer cancel()
-	// A terminate during pinning interrupts it (cancelling a read closes
-	// the upstream socket, which is ending anyway).
+	// Pinning is bounded by a read deadline; a terminate during pinning
+	// interrupts it by closing the upstream socket, which is ending anyway.
+	_ = s.up.c.SetReadDeadline(time.Now().Add(pinTimeout))
+	defer s.up.c.SetReadDeadline(time.Time{})
 	go func() {
 		select {
 		case <-s.stopping:
-			cancel()
+			s.up.closeNow()
 		case <-ctx.Done():
 		}
 	}()
-	created, err := s.readUpstreamUntil(ctx, realtime.TypeSessionCreated, "", nil)
+	created, err := s.readUpstreamUntil(realtime.TypeSessionCreated, "", nil)
 	if err != nil {
 		return err
 	}
@@ -59,10 +62,10 @@ func (s *session) pin() error {
 	}
 	var held [][]byte
 	if upd != nil {
-		if err := s.up.Write(ctx, websocket.MessageText, upd); err != nil {
+		if err := s.up.writeCtx(ctx, gws.TextMessage, upd, pinTimeout); err != nil {
 			return fmt.Errorf("send pinned config: %w", err)
 		}
-		updated, err := s.readUpstreamUntil(ctx, realtime.TypeSessionUpdated, id, &held)
+		updated, err := s.readUpstreamUntil(realtime.TypeSessionUpdated, id, &held)
 		if err != nil {
 			return err
 		}
@@ -85,9 +88,13 @@ func (s *session) pin() error {
 // readUpstreamUntil reads upstream until an event of type want; an error
 // event answering eventID fails. Other events are appended to held (or
 // dropped when held is nil, before session.created).
-func (s *session) readUpstreamUntil(ctx context.Context, want, eventID string, held *[][]byte) ([]byte, error) {
+func (s *session) readUpstreamUntil(want, eventID string, held *[][]byte) ([]byte, error) {
 	for {
-		_, data, err := s.up.Read(ctx)
+		_, r, err := s.up.c.NextReader()
+		if err != nil {
+			return nil, fmt.Errorf("read upstream: %w", err)
+		}
+		data, err := io.ReadAll(r) // kept: held frames outlive the read
 		if err != nil {
 			return nil, fmt.Errorf("read upstream: %w", err)
 		}
@@ -114,7 +121,7 @@ func (s *session) clientPump() error {
 	var buf bytes.Buffer // one read buffer per connection, reused for every frame
 	for {
 		s.busy[sideClient].Store(false)
-		typ, data, err := readInto(s.ctx, s.client, &buf)
+		typ, data, err := s.client.read(&buf)
 		if err != nil {
 			return err
 		}
@@ -133,7 +140,7 @@ func (s *session) clientPump() error {
 			s.writeClient(reply)
 		}
 		if fwd != nil {
-			if err := s.up.Write(s.ctx, typ, fwd); err != nil {
+			if err := s.up.write(typ, fwd, clientWriteTimeout); err != nil {
 				return fmt.Errorf("%w: %w", errUpstreamGone, err)
 			}
 		}
@@ -147,7 +154,7 @@ func (s *session) clientPump() error {
 func (s *session) upstreamPump() error {
 	var buf bytes.Buffer // one read buffer per connection, reused for every frame
 	for {
-		typ, data, err := readInto(s.ctx, s.up, &buf)
+		typ, data, err := s.up.read(&buf)
 		if err != nil {
 			return err
 		}
@@ -156,10 +163,7 @@ func (s *session) upstreamPump() error {
 		et, _ := realtime.UpstreamEventType(data)
 		data = s.gov.Upstream(s.ctx, et, data)
 		if !s.clientGone.Load() && data != nil {
-			ctx, cancel := context.WithTimeout(s.ctx, clientWriteTimeout)
-			err = s.client.Write(ctx, typ, data)
-			cancel()
-			if err != nil {
+			if err := s.client.write(typ, data, clientWriteTimeout); err != nil {
 				s.clientGone.Store(true)
 			}
 		}
@@ -168,20 +172,4 @@ func (s *session) upstreamPump() error {
 		s.busy[sideUpstream].Store(false)
 		s.endIfDue()
 	}
-}
-
-// readInto reads the next message of c into buf, reusing its memory, and
-// returns it as a slice of buf: valid until the next call. A pump is done
-// with a frame (forwarded; governed — the governor copies what it keeps)
-// before it reads the next. The connection's read limit applies.
-func readInto(ctx context.Context, c *websocket.Conn, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
-	typ, r, err := c.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	buf.Reset()
-	if _, err := buf.ReadFrom(r); err != nil {
-		return 0, nil, err
-	}
-	return typ, buf.Bytes(), nil
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	gws "github.com/gorilla/websocket"
 
 	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/live"
@@ -55,8 +56,9 @@ type Relay struct {
 	Upstream string
 	// APIKey is the server key sent upstream as a Bearer token.
 	APIKey Secret
-	// HTTPClient performs the upstream dial (custom TLS roots in tests);
-	// nil means http.DefaultClient.
+	// HTTPClient's transport, when it is an *http.Transport, lends the
+	// upstream dial its dialer, proxy and TLS settings (custom roots in
+	// tests); nil (or another RoundTripper) means http.DefaultTransport's.
 	HTTPClient *http.Client
 	// Governor governs every session (firewall, limits, budgets,
 	// metering); its Store also receives session state and audit records.
@@ -161,7 +163,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
 	// Dial upstream before upgrading, so a dead upstream is a plain HTTP
 	// error the client's SDK can report.
 	start := time.Now()
-	up, status, err := r.dial(req.Context(), c)
+	upc, status, err := r.dial(req.Context(), c)
 	if err != nil {
 		r.Metrics.error("upstream_unavailable")
 		log.Warn("upstream dial failed", "err", err, "upstream_status", status)
@@ -174,26 +176,26 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c Conn) {
 	}
 	dialed := time.Since(start)
 	r.Metrics.dialed(dialed.Seconds())
-	up.SetReadLimit(r.readLimit())
+	up := newWSConn(upc, r.readLimit())
 
 	// The origin was checked by the caller; only "realtime" is ever
 	// selected, so the credential subprotocol is never echoed.
-	client, err := websocket.Accept(w, req, &websocket.AcceptOptions{
-		Subprotocols:       []string{"realtime"},
-		InsecureSkipVerify: true,
-	})
-	if err != nil {
+	cc, err := upgrader.Upgrade(w, req, nil)
+	if err != nil { // the upgrader answered the client with an HTTP error
 		r.Metrics.error("accept_failed")
 		log.Info("client websocket accept failed", "err", err)
-		_ = up.Close(websocket.StatusGoingAway, "client handshake failed")
+		up.closeWith(websocket.StatusGoingAway, "client handshake failed")
+		up.closeNow()
 		return
 	}
-	client.SetReadLimit(r.readLimit())
+	client := newWSConn(cc, r.readLimit())
 
 	s := r.newSession(c, client, up, log)
 	if !r.live.Add(s, s.rec) {
-		_ = client.Close(websocket.StatusGoingAway, "going_away")
-		_ = up.Close(websocket.StatusGoingAway, "")
+		client.closeWith(websocket.StatusGoingAway, "going_away")
+		up.closeWith(websocket.StatusGoingAway, "")
+		client.closeNow()
+		up.closeNow()
 		return
 	}
 	defer r.live.Remove(s)
@@ -207,7 +209,7 @@ func (r *Relay) ServeSession(w http.ResponseWriter, req *http.Request, s *store.
 
 // dial opens the upstream WebSocket; status is the upstream HTTP status
 // when it answered the handshake with an error.
-func (r *Relay) dial(ctx context.Context, c Conn) (*websocket.Conn, int, error) {
+func (r *Relay) dial(ctx context.Context, c Conn) (*gws.Conn, int, error) {
 	u, err := realtimeURL(r.Upstream, c.Query)
 	if err != nil {
 		return nil, 0, err
@@ -222,20 +224,53 @@ func (r *Relay) dial(ctx context.Context, c Conn) (*websocket.Conn, int, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	hc := r.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
+	conn, resp, err := r.dialer().DialContext(ctx, u, h)
 	if err != nil {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
+			resp.Body.Close()
 		}
-		// The error text of coder/websocket names the URL, never headers.
+		// The error text of gorilla/websocket names neither the URL's
+		// credentials nor headers: there are none in the URL.
 		return nil, status, err
 	}
 	return conn, 0, nil
+}
+
+// upgrader accepts client connections: no origin check (the caller's job),
+// write buffers lent from writePool, the hijacked read buffer reused.
+var upgrader = gws.Upgrader{
+	Subprotocols:    []string{"realtime"},
+	CheckOrigin:     func(*http.Request) bool { return true },
+	WriteBufferSize: writeBufferSize,
+	WriteBufferPool: writePool,
+	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		writeError(w, status, "invalid_request_error", "websocket handshake failed: "+reason.Error())
+	},
+}
+
+// dialer is the upstream dialer, taking the dial, TLS and proxy settings
+// of HTTPClient's transport when it is an *http.Transport (the default
+// transport's otherwise).
+func (r *Relay) dialer() *gws.Dialer {
+	t, _ := http.DefaultTransport.(*http.Transport)
+	if r.HTTPClient != nil {
+		if ht, ok := r.HTTPClient.Transport.(*http.Transport); ok {
+			t = ht
+		}
+	}
+	d := &gws.Dialer{
+		HandshakeTimeout: dialTimeout,
+		WriteBufferSize:  writeBufferSize,
+		WriteBufferPool:  writePool,
+	}
+	if t != nil {
+		d.NetDialContext = t.DialContext
+		d.Proxy = t.Proxy
+		d.TLSClientConfig = t.TLSClientConfig
+	}
+	return d
 }
 
 // forwardedParams are the only query parameters of a client that reach

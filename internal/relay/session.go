@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	gws "github.com/gorilla/websocket"
 
 	"github.com/voicegate/voicegate/internal/govern"
 	"github.com/voicegate/voicegate/internal/realtime"
@@ -52,12 +53,12 @@ type session struct {
 	r      *Relay
 	rec    *store.Session
 	conn   Conn
-	client *websocket.Conn
-	up     *websocket.Conn
+	client *wsConn
+	up     *wsConn
 	log    *slog.Logger
 	gov    *govern.Session
 
-	ctx    context.Context // pumps' reads; cancelled at the very end
+	ctx    context.Context // the session's work; cancelled at the very end, which cuts both sockets
 	cancel context.CancelFunc
 
 	kill       chan endCause // buffered 1: the first terminate wins
@@ -79,7 +80,7 @@ type session struct {
 	ending atomic.Pointer[endCause]
 }
 
-func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger) *session {
+func (r *Relay) newSession(c Conn, client, up *wsConn, log *slog.Logger) *session {
 	ctx, cancel := context.WithCancel(r.base)
 	s := &session{
 		r: r, rec: c.Session, conn: c, client: client, up: up, log: log,
@@ -92,7 +93,7 @@ func (r *Relay) newSession(c Conn, client, up *websocket.Conn, log *slog.Logger)
 	s.gov = r.Governor.Open(c.Session, govern.Hooks{
 		Beta: c.Beta,
 		Upstream: func(ctx context.Context, frame []byte) error {
-			return s.up.Write(ctx, websocket.MessageText, frame)
+			return s.up.writeCtx(ctx, gws.TextMessage, frame, clientWriteTimeout)
 		},
 		Client: s.writeClient,
 		End: func(ref *govern.Refusal) {
@@ -157,6 +158,9 @@ func (s *session) terminate(c endCause) {
 func (s *session) run(dialed time.Duration) {
 	s.started = s.r.now()
 	s.lastClient.Store(time.Now().UnixNano())
+	// Reads take no context: the end of the session's context (a hard
+	// shutdown) cuts both sockets instead.
+	defer context.AfterFunc(s.ctx, func() { s.client.closeNow(); s.up.closeNow() })()
 	s.connected(dialed)
 
 	cause, pinned := s.pinOrFail()
@@ -186,9 +190,9 @@ func (s *session) run(dialed time.Duration) {
 	select {
 	case <-exited:
 	case <-time.After(closeWait):
-		_ = s.client.CloseNow()
-		_ = s.up.CloseNow()
 	}
+	s.client.closeNow()
+	s.up.closeNow()
 	s.cancel()
 	<-exited
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.r.base), 5*time.Second)
@@ -253,20 +257,13 @@ func (s *session) wait() endCause {
 }
 
 func clientCause(err error) endCause {
-	code := websocket.CloseStatus(err)
-	var ce websocket.CloseError
-	reason := ""
-	if errors.As(err, &ce) {
-		reason = ce.Reason
-	}
+	code, reason := closeStatus(err)
 	return endCause{by: byClient, code: code, reason: reason}
 }
 
 func upstreamCause(err error) endCause {
-	code := websocket.CloseStatus(err)
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		return endCause{by: byUpstream, code: code, reason: ce.Reason}
+	if code, reason := closeStatus(err); code != -1 {
+		return endCause{by: byUpstream, code: code, reason: reason}
 	}
 	return endCause{by: byUpstream, code: -1, reason: "upstream_unavailable", message: "the upstream connection was lost"}
 }
@@ -290,33 +287,30 @@ func (s *session) finish(c endCause, pinned bool) {
 	switch c.by {
 	case byClient:
 		s.clientGone.Store(true)
-		_ = s.client.CloseNow()
+		s.client.closeNow()
 		if pinned && s.settle() {
-			_ = s.up.Close(websocket.StatusNormalClosure, "")
+			s.up.closeWith(websocket.StatusNormalClosure, "")
 		} else {
-			_ = s.up.Close(sendable(c.code), c.reason)
+			s.up.closeWith(sendable(c.code), c.reason)
 		}
 	case byUpstream:
 		if c.code == -1 {
 			s.r.Metrics.error("upstream_unavailable")
 			s.writeClientWithin(realtime.ErrorEvent("upstream_unavailable", c.message, ""), closingWriteTimeout)
-			_ = s.client.Close(websocket.StatusInternalError, "upstream_unavailable")
+			s.client.closeWith(websocket.StatusInternalError, "upstream_unavailable")
 		} else {
-			_ = s.client.Close(sendable(c.code), c.reason)
+			s.client.closeWith(sendable(c.code), c.reason)
 		}
-		_ = s.up.CloseNow()
+		s.up.closeNow()
 	case byGateway:
 		s.r.Metrics.error(c.reason)
 		s.writeClientWithin(realtime.ErrorEvent(c.reason, c.message, ""), closingWriteTimeout)
 		s.clientGone.Store(true)
-		var closing sync.WaitGroup
-		closing.Add(1)
-		go func() { defer closing.Done(); _ = s.client.Close(c.code, c.reason) }()
+		s.client.closeWith(c.code, c.reason)
 		if pinned {
 			s.settle()
 		}
-		_ = s.up.Close(websocket.StatusNormalClosure, "")
-		closing.Wait()
+		s.up.closeWith(websocket.StatusNormalClosure, "")
 	}
 }
 
@@ -355,9 +349,7 @@ func (s *session) writeClientWithin(frame []byte, d time.Duration) {
 	if s.clientGone.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, d)
-	defer cancel()
-	if err := s.client.Write(ctx, websocket.MessageText, frame); err != nil {
+	if err := s.client.write(gws.TextMessage, frame, d); err != nil {
 		s.clientGone.Store(true)
 	}
 }
