@@ -111,7 +111,7 @@ func tierLabel(c *config.Config, tier string) string {
 	return "unknown"
 }
 
-func mintResponse(sess *store.Session, tok token.Token) map[string]any {
+func mintResponse(sess *store.Session, tok token.Token) mintBody {
 	var cfg map[string]any
 	_ = json.Unmarshal(policy.UpstreamConfig(sess.Config), &cfg) // validated at mint
 	if cfg == nil {
@@ -124,17 +124,41 @@ func mintResponse(sess *store.Session, tok token.Token) map[string]any {
 	cfg["object"] = obj
 	cfg["id"] = sess.ID
 	cfg["expires_at"] = 0
-	return map[string]any{
-		"value":      tok.Reveal(),
-		"expires_at": sess.ExpiresAt.Unix(),
-		"session":    cfg,
-		"voicegate": map[string]any{
-			"session_id": sess.ID,
-			"user":       sess.User,
-			"tier":       sess.Tier,
-			"limits":     publicLimits(sess.Limits),
-		},
+	l := sess.Limits
+	return mintBody{
+		Value:     tok.Reveal(),
+		ExpiresAt: sess.ExpiresAt.Unix(),
+		Session:   cfg,
+		Voicegate: mintVoicegate{SessionID: sess.ID, User: sess.User, Tier: sess.Tier, Limits: limitsView{
+			MaxSessionSeconds: l.MaxSessionSeconds, IdleTimeoutSeconds: l.IdleTimeoutSeconds,
+			BudgetUSD: float64(l.BudgetNanoUSD) / 1e9, MaxConcurrent: l.MaxConcurrent,
+		}},
 	}
+}
+
+// mintBody is the mint's answer: OpenAI's client secret shape plus the
+// gateway's own section. Structs, not maps: a mint encodes without
+// sorting keys.
+type mintBody struct {
+	Value     string         `json:"value"`
+	ExpiresAt int64          `json:"expires_at"`
+	Session   map[string]any `json:"session"`
+	Voicegate mintVoicegate  `json:"voicegate"`
+}
+
+type mintVoicegate struct {
+	SessionID string     `json:"session_id"`
+	User      string     `json:"user"`
+	Tier      string     `json:"tier"`
+	Limits    limitsView `json:"limits"`
+}
+
+// limitsView is publicLimits as a struct.
+type limitsView struct {
+	MaxSessionSeconds  int     `json:"max_session_seconds"`
+	IdleTimeoutSeconds int     `json:"idle_timeout_seconds"`
+	BudgetUSD          float64 `json:"budget_usd"`
+	MaxConcurrent      int     `json:"max_concurrent"`
 }
 
 // mint validates the request against the caller and tier, stores the
@@ -192,9 +216,6 @@ func (s *Server) mint(r *http.Request, p auth.Principal, req *mintRequest) (*sto
 	}
 	if len(user) > 256 {
 		return nil, "", badRequest("invalid_value", "user", "user is longer than 256 characters.")
-	}
-	if err := s.Store.Ping(r.Context()); err != nil {
-		return nil, "", fmt.Errorf("mint: %w: %w", store.ErrUnavailable, err)
 	}
 	if err := s.Govern.AdmitMint(r.Context(), tierName, model, user, p.AppKeyID()); err != nil {
 		return nil, "", err

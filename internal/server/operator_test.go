@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -173,6 +174,14 @@ func TestHealthReadyMetrics(t *testing.T) {
 type downStore struct {
 	store.Store
 	down atomic.Bool
+}
+
+// CreateSession fails like every write to a store that is down.
+func (d *downStore) CreateSession(ctx context.Context, sess *store.Session) error {
+	if d.down.Load() {
+		return fmt.Errorf("down: %w", store.ErrUnavailable)
+	}
+	return d.Store.CreateSession(ctx, sess)
 }
 
 func (d *downStore) Ping(ctx context.Context) error {
