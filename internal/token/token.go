@@ -16,13 +16,14 @@ package token
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"math/big"
+	"math/bits"
 	"strings"
 )
 
@@ -98,7 +99,7 @@ func mint(prefix string, rand io.Reader) (Token, error) {
 	if _, err := io.ReadFull(rand, b[:]); err != nil {
 		return "", fmt.Errorf("token: read random: %w", err)
 	}
-	body := base62(new(big.Int).SetBytes(b[:]), bodyLen)
+	body := base62(b[:], bodyLen)
 	return Token(prefix + body + checksum(prefix+body)), nil
 }
 
@@ -149,17 +150,33 @@ func Equal(a, b string) bool {
 }
 
 func checksum(s string) string {
-	return base62(new(big.Int).SetUint64(uint64(crc32.ChecksumIEEE([]byte(s)))), checksumLen)
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.ChecksumIEEE([]byte(s)))
+	return base62(sum[:], checksumLen)
 }
 
-// base62 writes n in exactly width digits, most significant first.
-func base62(n *big.Int, width int) string {
+// base62 writes the big-endian number b in exactly width digits, most
+// significant first (its value modulo 62^width). It divides 64-bit limbs in
+// place instead of going through math/big: a mint encodes one token.
+func base62(b []byte, width int) string {
+	var limbs [8]uint64 // up to 64 bytes
+	n := (len(b) + 7) / 8
+	for i := range n { // limbs[0] most significant; b padded on the left
+		end := len(b) - 8*(n-1-i)
+		start := max(end-8, 0)
+		var v uint64
+		for _, c := range b[start:end] {
+			v = v<<8 | uint64(c)
+		}
+		limbs[i] = v
+	}
 	out := make([]byte, width)
-	base := big.NewInt(62)
-	mod := new(big.Int)
 	for i := width - 1; i >= 0; i-- {
-		n.DivMod(n, base, mod)
-		out[i] = alphabet[mod.Int64()]
+		var rem uint64
+		for j := range n {
+			limbs[j], rem = bits.Div64(rem, limbs[j], 62)
+		}
+		out[i] = alphabet[rem]
 	}
 	return string(out)
 }

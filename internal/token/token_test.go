@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -144,4 +146,36 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("accepted bad checksum")
 		}
 	})
+}
+
+// TestBase62MatchesBigInt: the limb division writes what math/big's
+// repeated DivMod wrote, so tokens keep their format.
+func TestBase62MatchesBigInt(t *testing.T) {
+	ref := func(b []byte, width int) string {
+		n := new(big.Int).SetBytes(b)
+		out := make([]byte, width)
+		mod := new(big.Int)
+		for i := width - 1; i >= 0; i-- {
+			n.DivMod(n, big.NewInt(62), mod)
+			out[i] = alphabet[mod.Int64()]
+		}
+		return string(out)
+	}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for i := range 2000 {
+		b := make([]byte, []int{32, 4, 1, 9, 17}[i%5])
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		if i == 0 {
+			for j := range b {
+				b[j] = 0xff
+			}
+		}
+		for _, width := range []int{bodyLen, checksumLen, 3} {
+			if got, want := base62(b, width), ref(b, width); got != want {
+				t.Fatalf("base62(%x, %d) = %s, want %s", b, width, got, want)
+			}
+		}
+	}
 }
