@@ -42,7 +42,8 @@ const (
 	closeWait           = 5 * time.Second
 	// DefaultPingInterval and DefaultPingTimeout bound how long a vanished
 	// client (or upstream) holds its session: it is found out within their
-	// sum, 25 s, and its slots are released after at most AbandonWait more.
+	// sum plus the ping loop's tick (a tenth of the shorter), 26 s, and its
+	// slots are released after at most AbandonWait more.
 	DefaultPingInterval = 15 * time.Second
 	DefaultPingTimeout  = 10 * time.Second
 )
@@ -92,7 +93,8 @@ type Relay struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	live live.Set[*session]
+	live  live.Set[*session]
+	pings pinger
 }
 
 // Conn is one authenticated client connection handed to Serve.

@@ -71,9 +71,13 @@ type session struct {
 	lastClient atomic.Int64 // unix nanos of the last client frame
 	// Per side (sideClient, sideUpstream): when its pump last read a frame,
 	// and whether it is handling one now (not reading, so a pong waits).
-	readAt  [2]atomic.Int64
-	busy    [2]atomic.Bool
-	started time.Time
+	readAt [2]atomic.Int64
+	busy   [2]atomic.Bool
+	// pinging: the relay's ping loop pings this session (its pumps run);
+	// pingState is that loop's own.
+	pinging   atomic.Bool
+	pingState [2]pingSide
+	started   time.Time
 	// ending holds a governor's fatal refusal until the pump that caused it
 	// has forwarded the frame at hand: the event that spent the budget
 	// reaches the client before the error event and the close.
@@ -175,12 +179,10 @@ func (s *session) run(dialed time.Duration) {
 		pumps.Add(2)
 		go func() { defer pumps.Done(); s.clientDone <- s.clientPump() }()
 		go func() { defer pumps.Done(); s.upDone <- s.upstreamPump() }()
-		pctx, stopPings := context.WithCancel(s.ctx)
-		pinged := make(chan struct{})
-		go func() { defer close(pinged); s.pinger(pctx) }() // owner: run; ends with stopPings
+		s.pinging.Store(true)
+		s.r.startPings()
 		cause = s.wait()
-		stopPings()
-		<-pinged
+		s.pinging.Store(false)
 	}
 	s.finish(cause, pinned)
 

@@ -27,16 +27,13 @@ var writePool = &sync.Pool{}
 
 const writeBufferSize = 64 << 10
 
-// errPingTimeout is a ping that got no pong in time.
-var errPingTimeout = errors.New("relay: no pong")
-
 // wsConn is one side of a session: a gorilla connection with the write
 // lock gorilla leaves to its user (one writer at a time; control frames may
 // be written concurrently) and the pong signal of the side's pings.
 type wsConn struct {
 	c    *gws.Conn
 	wmu  sync.Mutex
-	pong chan struct{} // buffered 1: a pong arrived
+	pong chan struct{} // buffered 1: a pong arrived (see pingStep)
 }
 
 func newWSConn(c *gws.Conn, readLimit int64) *wsConn {
@@ -87,28 +84,6 @@ func (w *wsConn) writeCtx(ctx context.Context, typ int, frame []byte, d time.Dur
 		d = min(d, time.Until(dl))
 	}
 	return w.write(typ, frame, d)
-}
-
-// ping sends a ping and waits up to timeout for its pong, which the side's
-// pump reads.
-func (w *wsConn) ping(ctx context.Context, timeout time.Duration) error {
-	select { // a late pong of an earlier ping does not answer this one
-	case <-w.pong:
-	default:
-	}
-	if err := w.c.WriteControl(gws.PingMessage, nil, time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-w.pong:
-		return nil
-	case <-t.C:
-		return errPingTimeout
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // closeWith starts the closing handshake: a close frame with code and
