@@ -22,7 +22,7 @@ const reservationGrace = time.Hour
 // account has a limit.
 func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.ReserveResult, error) {
 	var res store.ReserveResult
-	err := s.tx(ctx, "reserve", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
 		if _, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE expires_at <= ?`, now-int64(reservationGrace)); err != nil {
 			return unavailable("reserve", err)
@@ -103,7 +103,7 @@ func accountTotals(ctx context.Context, q interface {
 // Settle releases reservation id and charges actual to each of its accounts;
 // an unknown or settled id is a no-op.
 func (s *Store) Settle(ctx context.Context, id string, actual int64) error {
-	return s.tx(ctx, "settle", func(tx *sql.Tx) error {
+	return s.tx(ctx, "settle", func(ctx context.Context, tx *sql.Tx) error {
 		if actual != 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE budget_accounts SET spent = spent + ?
 				WHERE key IN (SELECT account_key FROM reservation_holds WHERE reservation_id = ?)`, actual, id); err != nil {
@@ -120,7 +120,7 @@ func (s *Store) Settle(ctx context.Context, id string, actual int64) error {
 
 // Charge adds amount to every account's spend.
 func (s *Store) Charge(ctx context.Context, accounts []store.BudgetAccount, amount int64) error {
-	return s.tx(ctx, "charge", func(tx *sql.Tx) error {
+	return s.tx(ctx, "charge", func(ctx context.Context, tx *sql.Tx) error {
 		seen := make(map[string]bool, len(accounts))
 		for _, a := range accounts {
 			if seen[a.Key] {

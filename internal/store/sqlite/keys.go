@@ -35,9 +35,11 @@ func (s *Store) CreateKey(ctx context.Context, k *store.AppKey) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode tiers: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, k.ID, k.Hash, k.Hint, k.Name, string(tiers), nanos(k.CreatedAt), nanos(k.RevokedAt))
-	return inserted(res, err, "create key", "key "+k.ID)
+	return s.tx(ctx, "create key", func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, k.ID, k.Hash, k.Hint, k.Name, string(tiers), nanos(k.CreatedAt), nanos(k.RevokedAt))
+		return inserted(res, err, "create key", "key "+k.ID)
+	})
 }
 
 // Key returns the app key with that id or store.ErrNotFound.
@@ -60,7 +62,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]*store.AppKey, error) {
 // RevokeKey marks the key revoked at at; a revoked key keeps its first
 // revocation time.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	return s.tx(ctx, "revoke key", func(tx *sql.Tx) error {
+	return s.tx(ctx, "revoke key", func(ctx context.Context, tx *sql.Tx) error {
 		var revoked int64
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM app_keys WHERE id = ?`, id).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {

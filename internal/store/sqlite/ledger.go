@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -21,19 +22,24 @@ const insertLedger = `INSERT INTO ledger (` + ledgerColumns + `)
 // primary key makes that exact across processes.
 func (s *Store) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool, error) {
 	u := e.Usage
-	res, err := s.stmts.insertLedger.ExecContext(ctx,
-		e.SessionID, e.ResponseID, e.User, e.AppKeyID, e.Tier, e.Model, e.Status,
-		u.TotalTokens, u.InputTokens, u.OutputTokens, u.InputTextTokens, u.InputAudioTokens, u.InputImageTokens,
-		u.CachedTokens, u.CachedTextTokens, u.CachedAudioTokens, u.CachedImageTokens,
-		u.OutputTextTokens, u.OutputAudioTokens, e.CostNanoUSD, nanos(e.At), e.Kind, u.AudioSeconds)
-	if err != nil {
-		return false, unavailable("record usage", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, unavailable("record usage", err)
-	}
-	return n == 1, nil
+	var added bool
+	err := s.tx(ctx, "record usage", func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.insertLedger).ExecContext(ctx,
+			e.SessionID, e.ResponseID, e.User, e.AppKeyID, e.Tier, e.Model, e.Status,
+			u.TotalTokens, u.InputTokens, u.OutputTokens, u.InputTextTokens, u.InputAudioTokens, u.InputImageTokens,
+			u.CachedTokens, u.CachedTextTokens, u.CachedAudioTokens, u.CachedImageTokens,
+			u.OutputTextTokens, u.OutputAudioTokens, e.CostNanoUSD, nanos(e.At), e.Kind, u.AudioSeconds)
+		if err != nil {
+			return unavailable("record usage", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return unavailable("record usage", err)
+		}
+		added = n == 1
+		return nil
+	})
+	return added, err
 }
 
 // LedgerEntries returns the entries matching f, oldest first.
@@ -78,11 +84,14 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	_, err := s.stmts.insertAudit.ExecContext(ctx, nanos(e.At), e.Kind, e.SessionID, e.User, e.AppKeyID, e.Tier, e.Instance, string(detail))
-	if err != nil {
-		return unavailable("append audit", err)
-	}
-	return nil
+	return s.tx(ctx, "append audit", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.stmts.insertAudit).ExecContext(ctx,
+			nanos(e.At), e.Kind, e.SessionID, e.User, e.AppKeyID, e.Tier, e.Instance, string(detail))
+		if err != nil {
+			return unavailable("append audit", err)
+		}
+		return nil
+	})
 }
 
 // AuditEntries returns the entries matching f in sequence order (reversed

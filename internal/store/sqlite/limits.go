@@ -21,7 +21,7 @@ func (s *Store) Allow(ctx context.Context, key string, l store.Limit) (store.Lim
 	interval := int64(l.Period / time.Duration(l.Rate))
 	burst := int64(max(l.Burst, 1))
 	var res store.LimitResult
-	err := s.tx(ctx, "allow", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "allow", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
 		var tat int64
 		err := tx.StmtContext(ctx, s.stmts.selectTAT).QueryRowContext(ctx, key).Scan(&tat)
@@ -57,10 +57,13 @@ func (s *Store) maybeGC(ctx context.Context) {
 		return
 	}
 	now := s.now().UnixNano()
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM rate_limits WHERE tat < ?`, now); err != nil {
-		return
-	}
-	_, _ = s.db.ExecContext(ctx, `DELETE FROM leases WHERE expires_at <= ?`, now)
+	_ = s.tx(ctx, "gc", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM rate_limits WHERE tat < ?`, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE expires_at <= ?`, now)
+		return err
+	})
 }
 
 // AcquireLease adds or renews holder under key if fewer than max unexpired
@@ -68,7 +71,7 @@ func (s *Store) maybeGC(ctx context.Context) {
 // the same transaction.
 func (s *Store) AcquireLease(ctx context.Context, key, holder string, max int, ttl time.Duration) (bool, error) {
 	var ok bool
-	err := s.tx(ctx, "acquire lease", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "acquire lease", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now()
 		if _, err := tx.StmtContext(ctx, s.stmts.pruneLeases).ExecContext(ctx, key, now.UnixNano()); err != nil {
 			return unavailable("acquire lease", err)
@@ -94,27 +97,31 @@ func (s *Store) AcquireLease(ctx context.Context, key, holder string, max int, t
 // the slot was released or has expired.
 func (s *Store) RenewLease(ctx context.Context, key, holder string, ttl time.Duration) error {
 	now := s.now()
-	res, err := s.db.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE key = ? AND holder = ? AND expires_at > ?`,
-		now.Add(ttl).UnixNano(), key, holder, now.UnixNano())
-	if err != nil {
-		return unavailable("renew lease", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return unavailable("renew lease", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlite: renew lease %q: %w", key, store.ErrNotFound)
-	}
-	return nil
+	return s.tx(ctx, "renew lease", func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE key = ? AND holder = ? AND expires_at > ?`,
+			now.Add(ttl).UnixNano(), key, holder, now.UnixNano())
+		if err != nil {
+			return unavailable("renew lease", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return unavailable("renew lease", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("sqlite: renew lease %q: %w", key, store.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // ReleaseLease frees holder's slot; releasing an unknown holder is a no-op.
 func (s *Store) ReleaseLease(ctx context.Context, key, holder string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND holder = ?`, key, holder); err != nil {
-		return unavailable("release lease", err)
-	}
-	return nil
+	return s.tx(ctx, "release lease", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND holder = ?`, key, holder); err != nil {
+			return unavailable("release lease", err)
+		}
+		return nil
+	})
 }
 
 // LeaseCount reports the unexpired holders under key.

@@ -55,7 +55,7 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 	var st PruneStats
 	now := s.now()
 	cutoff := now.Add(-s.retention).UnixNano()
-	err := s.tx(ctx, "prune", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "prune", func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM sessions
 			WHERE (state != 'live' AND MAX(created_at, expires_at, ended_at, revoked_at) < ?1)
 			   OR (state = 'live' AND started_at > 0 AND started_at < ?1)`, cutoff)

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -13,18 +14,20 @@ import (
 // older than the retention are pruned in the same transaction.
 func (s *Store) PublishRevocation(ctx context.Context, r store.Revocation) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, target, at, published_at) VALUES (?, ?, ?, ?)`,
-		r.Kind, r.ID, nanos(r.At), now.UnixNano())
-	if err != nil {
-		return unavailable("publish revocation", err)
-	}
-	// AUTOINCREMENT ids are never reused, so pruning cannot make a
-	// subscriber's cursor skip or repeat a row.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE published_at < ?`,
-		now.Add(-s.revocationRetention).UnixNano()); err != nil {
-		return unavailable("publish revocation", err)
-	}
-	return nil
+	return s.tx(ctx, "publish revocation", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, target, at, published_at) VALUES (?, ?, ?, ?)`,
+			r.Kind, r.ID, nanos(r.At), now.UnixNano())
+		if err != nil {
+			return unavailable("publish revocation", err)
+		}
+		// AUTOINCREMENT ids are never reused, so pruning cannot make a
+		// subscriber's cursor skip or repeat a row.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE published_at < ?`,
+			now.Add(-s.revocationRetention).UnixNano()); err != nil {
+			return unavailable("publish revocation", err)
+		}
+		return nil
+	})
 }
 
 // SubscribeRevocations delivers every revocation published after it returns,

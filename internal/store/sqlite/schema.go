@@ -156,7 +156,7 @@ CREATE INDEX reservations_session ON reservations (session, granted_at);
 // time apply each migration once; reopening an up-to-date file changes
 // nothing.
 func (s *Store) migrate(ctx context.Context) error {
-	return s.tx(ctx, "migrate", func(tx *sql.Tx) error {
+	return s.tx(ctx, "migrate", func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 			version    INTEGER PRIMARY KEY,
 			applied_at INTEGER NOT NULL

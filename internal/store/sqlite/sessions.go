@@ -59,9 +59,10 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, args...)
-	return inserted(res, err, "create session", "session "+sess.ID)
+	return s.tx(ctx, "create session", func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...)
+		return inserted(res, err, "create session", "session "+sess.ID)
+	})
 }
 
 // Session returns the session with that id or store.ErrNotFound.
@@ -98,7 +99,7 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 // The id and token hash are kept whatever fn does.
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*store.Session) error) (*store.Session, error) {
 	var out *store.Session
-	err := s.tx(ctx, "update session", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "update session", func(ctx context.Context, tx *sql.Tx) error {
 		sess, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: update session %s: %w", id, store.ErrNotFound)
@@ -131,12 +132,14 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*store.Ses
 
 // RevokeUser moves the user's revocation time forward to at.
 func (s *Store) RevokeUser(ctx context.Context, user string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO user_revocations (user, revoked_at) VALUES (?, ?)
-		ON CONFLICT (user) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, user, nanos(at))
-	if err != nil {
-		return unavailable("revoke user", err)
-	}
-	return nil
+	return s.tx(ctx, "revoke user", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO user_revocations (user, revoked_at) VALUES (?, ?)
+			ON CONFLICT (user) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, user, nanos(at))
+		if err != nil {
+			return unavailable("revoke user", err)
+		}
+		return nil
+	})
 }
 
 // UserRevokedAt reports the latest revocation time of user (zero if none).

@@ -8,6 +8,21 @@
 // two read-modify-write sequences never interleave; busy_timeout makes a
 // second writer wait for the lock instead of failing.
 //
+// Group commit: every write of a Store (write.go) is queued for one writer
+// goroutine, which takes every write queued at that moment (at most 256,
+// WithMaxBatch), runs them one after another in one BEGIN IMMEDIATE
+// transaction, each inside its own SAVEPOINT, commits once and only then
+// answers each caller. A write that fails is rolled back to its savepoint
+// and gets its error; the others of the batch still commit. So each write
+// keeps its own semantics — serial, seeing the writes before it, atomic —
+// while a batch costs one commit: one fsync in durable mode
+// (WithDurable: synchronous=FULL, a commit returns after fsync). A write
+// whose ctx ends before it runs is skipped with the ctx error; a failed
+// BEGIN or COMMIT fails every write of the batch with store.ErrUnavailable.
+// The default, synchronous=NORMAL, fsyncs the WAL only at checkpoints: a
+// power loss may lose the last commits but never corrupts the file. Reads
+// do not queue: they use the connection pool beside the writer.
+//
 // The revocation bus is the revocations table: PublishRevocation inserts a
 // row, and each subscriber polls for rows after the last id it saw (every
 // 100 ms by default, see WithPollInterval), so revocations reach every
@@ -68,6 +83,18 @@ type Store struct {
 	stmts statements
 	ops   atomic.Uint64 // Allow and AcquireLease calls, to pace gc
 
+	durable  bool // synchronous=FULL
+	maxBatch int  // writes grouped into one transaction at most
+
+	// The writer (write.go): every write is queued for one goroutine that
+	// commits the queued writes together.
+	queue        chan *writeOp
+	queueMu      sync.RWMutex // orders enqueues against closing the queue
+	queueClosed  bool
+	writerDone   chan struct{}
+	commits      atomic.Uint64 // transactions the writer committed
+	committedOps atomic.Uint64 // writes those transactions held
+
 	done      chan struct{} // closed by Close: subscriptions end
 	closeOnce sync.Once
 	subMu     sync.Mutex     // orders subs.Add against Close
@@ -119,7 +146,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		retention:           DefaultRetention,
 		auditRetention:      DefaultAuditRetention,
 		pruneInterval:       DefaultPruneInterval,
+		maxBatch:            DefaultMaxBatch,
 		done:                make(chan struct{}),
+		queue:               make(chan *writeOp, queueLen),
+		writerDone:          make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -128,6 +158,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q.Set("_busy_timeout", fmt.Sprint(s.busyTimeout.Milliseconds()))
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
+	if s.durable {
+		q.Set("_synchronous", "FULL")
+	}
 	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
 	// A plain path (no "file:" prefix): the driver strips the query and opens
@@ -143,11 +176,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
 	s.db = db
+	go s.writeLoop() // owner: the store; ends at Close (or a failed Open)
 	if err := s.migrateRetrying(ctx); err != nil {
+		s.stopWriter()
 		db.Close()
 		return nil, err
 	}
 	if err := s.stmts.prepare(ctx, db); err != nil {
+		s.stopWriter()
 		db.Close()
 		return nil, err
 	}
@@ -199,8 +235,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close ends every subscription (closing their channels), waits for them and
-// closes the database. Calling it again is a no-op.
+// Close ends every subscription (closing their channels), waits for them,
+// lets the writer commit and answer every write already queued (later
+// writes fail with store.ErrUnavailable) and closes the database. Calling
+// it again is a no-op.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -208,6 +246,7 @@ func (s *Store) Close() error {
 		close(s.done)
 		s.subMu.Unlock()
 		s.subs.Wait()
+		s.stopWriter()
 		s.stmts.close()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("sqlite: close: %w", cerr)
@@ -218,24 +257,6 @@ func (s *Store) Close() error {
 
 // DB exposes the database for read-only reports and tests.
 func (s *Store) DB() *sql.DB { return s.db }
-
-// tx runs fn in a BEGIN IMMEDIATE transaction and commits it unless fn
-// fails. Errors of the database itself are wrapped in store.ErrUnavailable;
-// fn's own errors are returned as they are.
-func (s *Store) tx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(op, err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return unavailable(op, err)
-	}
-	return nil
-}
 
 // unavailable wraps a database failure so callers can fail closed; context
 // errors and the store's own sentinel errors pass through.

@@ -7,10 +7,13 @@ import (
 )
 
 // statements are the prepared statements of the hot paths: token and key
-// lookups on every connect, the ledger on every response, rate limits and
-// leases on every mint and connect.
+// lookups on every connect, the session and its audit on every mint, the
+// ledger on every response, rate limits and leases on every mint and
+// connect. Writes use them through the writer's transaction
+// (tx.StmtContext).
 type statements struct {
 	sessionByToken *sql.Stmt
+	insertSession  *sql.Stmt
 	userRevokedAt  *sql.Stmt
 	keyByHash      *sql.Stmt
 	insertLedger   *sql.Stmt
@@ -29,6 +32,8 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		sql string
 	}{
 		{&st.sessionByToken, `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = ?`},
+		{&st.insertSession, `INSERT INTO sessions (` + sessionColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
 		{&st.userRevokedAt, `SELECT revoked_at FROM user_revocations WHERE user = ?`},
 		{&st.keyByHash, `SELECT ` + keyColumns + ` FROM app_keys WHERE hash = ?`},
 		{&st.insertLedger, insertLedger},
