@@ -51,7 +51,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	case "memory":
 		return memory.New(), nil
 	case "sqlite":
-		st, err := sqlite.Open(ctx, loc, sqlite.WithAuditRetention(cfg.AuditRetention))
+		st, err := sqlite.Open(ctx, loc, sqlite.WithAuditRetention(cfg.AuditRetention), sqlite.WithDurable(cfg.Durable))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", loc, err)
 		}

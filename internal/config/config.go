@@ -48,6 +48,11 @@ type Config struct {
 	// records other than mints, ends, revocations and keys created (kept
 	// forever); 0 keeps every record.
 	AuditRetention time.Duration `yaml:"audit_retention"`
+	// Durable makes the SQLite store acknowledge a write only after fsync
+	// (synchronous=FULL, with group commit: one fsync per batch of
+	// writes). Off, a power loss may lose the last commits (never
+	// corrupts the file). Other stores ignore it.
+	Durable bool `yaml:"durable"`
 
 	// Tiers by name; "default" always exists.
 	Tiers map[string]Tier `yaml:"tiers"`

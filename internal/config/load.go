@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,9 +19,20 @@ type setting struct {
 	set   func(c *Config, v string) error
 }
 
+// boolSettings may be given as a flag alone, meaning true (--durable).
+var boolSettings = map[string]bool{"durable": true}
+
 var settings = []setting{
 	{"addr", "listen address (host:port)", func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"store", "storage: sqlite:PATH, memory or redis://[:password@]host:port/db", func(c *Config, v string) error { c.Store = v; return nil }},
+	{"durable", "sqlite store: acknowledge writes only after fsync (true or false; default false: a power loss may lose the last commits)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.Durable = b
+		return nil
+	}},
 	{"upstream", `Realtime API base URL, or "sim" for the built-in simulator`, func(c *Config, v string) error { c.Upstream = v; return nil }},
 	{"admin-key", "bootstrap admin credential (at least 32 characters)", func(c *Config, v string) error { c.AdminKey = Secret(v); return nil }},
 	{"metrics-token", "Bearer token GET /metrics requires (empty = /metrics is open)", func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
@@ -86,10 +98,29 @@ func Bind(fs *flag.FlagSet) *Flags {
 	f := &Flags{vals: map[string]*string{}, fs: fs}
 	fs.StringVar(&f.config, "config", "", "YAML configuration file (env VOICEGATE_CONFIG)")
 	for _, s := range settings {
-		f.vals[s.name] = fs.String(s.name, "", s.usage+" (env "+EnvName(s.name)+")")
+		v, usage := new(string), s.usage+" (env "+EnvName(s.name)+")"
+		if boolSettings[s.name] {
+			fs.Var(boolFlag{v}, s.name, usage)
+		} else {
+			fs.StringVar(v, s.name, "", usage)
+		}
+		f.vals[s.name] = v
 	}
 	return f
 }
+
+// boolFlag is a string flag that may be given alone, meaning "true"; the
+// setting parses the value like any other.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(v string) error { *b.v = v; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 // BindStore registers only --config and --store on fs: the flags of the
 // commands that read the store (keys, sessions, usage, audit). The
