@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/voicegate/voicegate/internal/sim"
+	"github.com/voicegate/voicegate/internal/store/sqlite"
 )
 
 func main() {
@@ -372,26 +373,45 @@ func mintBench(ctx context.Context, e *env, o options, rep *report, logf func(st
 	} else {
 		logf("nginx: %v", err)
 	}
-	stores := []struct{ name, url string }{
-		{"memory", "memory"},
-		{"sqlite", "sqlite:" + filepath.Join(e.dir, "mint.db")},
+	type storeArg struct {
+		name, url string
+		extra     []string // serve flags
+	}
+	stores := []storeArg{
+		{"memory", "memory", nil},
+		{"sqlite", "sqlite:" + filepath.Join(e.dir, "mint.db"), nil},
+		{"sqlite durable", "sqlite:" + filepath.Join(e.dir, "mint-durable.db"), []string{"--durable"}},
 	}
 	if redisURL != "" {
-		stores = append(stores, struct{ name, url string }{"redis", redisURL})
+		stores = append(stores, storeArg{"redis", redisURL, nil})
 	}
 	for _, st := range stores {
 		for _, tier := range []string{"pass", "governed"} {
-			t, err := e.voicegate("vg-mint-"+st.name, tier, st.url)
+			t, err := e.voicegate("vg-mint-"+strings.ReplaceAll(st.name, " ", "-"), tier, st.url, st.extra...)
 			if err != nil {
 				logf("voicegate %s: %v", st.name, err)
 				continue
 			}
 			r := hammer(ctx, fmt.Sprintf("voicegate, %s store, tier %s", st.name, tier), t.ep.mintURL, e.adminKey, body(tier), workers, d, t.pid())
 			r.About = map[string]string{"pass": "no mint rate limits", "governed": "per-user mint rate (GCRA in the store) per mint"}[tier]
+			if len(st.extra) > 0 {
+				r.About += "; `--durable`: each write acknowledged after fsync, writes group-committed"
+			}
 			rep.mints = append(rep.mints, r)
 			logf("mint %-28s %.0f/s %s", r.Name, r.PerSec, r.Err)
 			t.stop()
 		}
+	}
+	// The reference of durable group commit: the same durable store with
+	// one commit, so one fsync, per write; in process, so no HTTP cost.
+	for _, batch := range []int{sqlite.DefaultMaxBatch, 1} {
+		r, err := durableStoreMints(ctx, filepath.Join(e.dir, fmt.Sprintf("mint-durable-%d.db", batch)), batch, workers, d)
+		if err != nil {
+			logf("durable store mints (batch %d): %v", batch, err)
+			continue
+		}
+		rep.mints = append(rep.mints, r)
+		logf("mint %-28s %.0f/s %s", r.Name, r.PerSec, r.Err)
 	}
 	if rs != nil {
 		n := 200000

@@ -237,3 +237,89 @@ func firstLines(b []byte, n int) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Names of the in-process durable mint rows; the goal row reads them.
+const (
+	mintDurableGrouped = "store calls of a governed mint, durable SQLite, group commit"
+	mintDurableSerial  = "store calls of a governed mint, durable SQLite, one commit per write"
+)
+
+// durableStoreMints makes, from workers goroutines for d, the store calls
+// of a governed mint (internal/server's mint: the readiness ping, the
+// per-user mint rate, the session record and its audit entry) on a
+// durable SQLite store at path that groups at most batch writes per
+// commit. With batch 1 every write pays its own fsync: the reference group
+// commit is measured against. In process, so no HTTP cost: an upper bound
+// of what voicegate could mint over HTTP on that store.
+func durableStoreMints(ctx context.Context, path string, batch, workers int, d time.Duration) (mintResult, error) {
+	st, err := sqlite.Open(ctx, path, sqlite.WithDurable(true), sqlite.WithMaxBatch(batch), sqlite.WithPruneInterval(0))
+	if err != nil {
+		return mintResult{}, err
+	}
+	defer st.Close()
+	var n, ok atomic.Int64
+	var lat samples
+	var firstErr atomic.Pointer[string]
+	before := st.WriteStats()
+	cpu0 := treeStatSelf()
+	t0 := time.Now()
+	end := t0.Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for time.Now().Before(end) && ctx.Err() == nil {
+				i := n.Add(1)
+				s := time.Now()
+				if err := storeMint(ctx, st, i); err != nil {
+					msg := err.Error()
+					firstErr.CompareAndSwap(nil, &msg)
+					return
+				}
+				ok.Add(1)
+				lat.add(int64(time.Since(s)))
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	ds := lat.dist()
+	after := st.WriteStats()
+	r := mintResult{Name: mintDurableGrouped, OK: ok.Load(), N: n.Load(), PerSec: float64(ok.Load()) / el.Seconds(),
+		P50: ds.P50, P99: ds.P99, CPU: treeStatSelf() - cpu0}
+	if batch == 1 {
+		r.Name = mintDurableSerial
+	}
+	perMint := 0.0
+	if r.OK > 0 {
+		perMint = float64(after.Commits-before.Commits) / float64(r.OK)
+	}
+	grouping := fmt.Sprintf("group commit (at most %d writes per commit)", batch)
+	if batch == 1 {
+		grouping = "`sqlite.WithMaxBatch(1)`: every write commits alone"
+	}
+	r.About = fmt.Sprintf("in process (no HTTP), %d goroutines, `sqlite.WithDurable(true)`, %s: %.2f commits (fsyncs) per mint; CPU is vgbench's own", workers, grouping, perMint)
+	if e := firstErr.Load(); e != nil {
+		r.Err = *e
+	}
+	return r, nil
+}
+
+// storeMint makes the store calls of governed mint i.
+func storeMint(ctx context.Context, st *sqlite.Store, i int64) error {
+	if err := st.Ping(ctx); err != nil {
+		return err
+	}
+	user := "dm" + strconv.FormatInt(i, 10)
+	if _, err := st.Allow(ctx, "rl:mint:user:"+user, store.PerMinute(10)); err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sess := &store.Session{ID: "vgs_" + randHex(12), TokenHash: randHex(32), TokenID: randHex(4), User: user, Tier: "governed",
+		Model: "gpt-realtime", Config: []byte(`{"type":"realtime","model":"gpt-realtime"}`),
+		CreatedAt: now, ExpiresAt: now.Add(time.Minute), State: store.StateMinted}
+	if err := st.CreateSession(ctx, sess); err != nil {
+		return err
+	}
+	return st.AppendAudit(ctx, store.AuditEntry{Kind: "mint", SessionID: sess.ID, User: user, Tier: sess.Tier,
+		Detail: map[string]any{"token_id": sess.TokenID, "model": sess.Model, "by": "admin", "expires_at": sess.ExpiresAt.Format(time.RFC3339)}})
+}

@@ -280,8 +280,8 @@ const vgConfig = `tiers:
 
 // voicegate starts `voicegate serve` with store (e.g. "sqlite:…",
 // "memory", "redis://…") in front of the simulator; tier selects the
-// tier clients mint for.
-func (e *env) voicegate(name, tier, store string) (*target, error) {
+// tier clients mint for; extra flags are added to serve's.
+func (e *env) voicegate(name, tier, store string, extra ...string) (*target, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -293,6 +293,7 @@ func (e *env) voicegate(name, tier, store string) (*target, error) {
 	cmd := exec.Command(e.vgBin, "serve", "--addr", addr, "--store", store, "--config", cfg,
 		"--upstream", "http://"+e.simAddr+"/v1", "--admin-key", e.adminKey, "--log-level", "error",
 		"--instance", name, "--spool-dir", filepath.Join(e.dir, "spool-"+name))
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Env = append(os.Environ(), "OPENAI_API_KEY="+e.simKey)
 	t, err := spawn(name, addr, cmd)
 	if err != nil {
