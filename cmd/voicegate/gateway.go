@@ -226,6 +226,14 @@ func gateway(ctx context.Context, e env, cfg *config.Config, log *slog.Logger, a
 	if announce != nil {
 		announce(base)
 	}
+	if cfg.DebugAddr != "" { // after the gateway's own URL, which tools read first
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	var h http.Handler = srv
 	if wrap != nil {
 		h = wrap(srv)

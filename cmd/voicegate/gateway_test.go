@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -210,5 +211,39 @@ func assertOnlyHashes(t *testing.T, path string, secrets ...string) {
 	}
 	if found < len(secrets) {
 		t.Errorf("found %d token hashes, want ≥ %d", found, len(secrets))
+	}
+}
+
+// TestDebugAddrServesProfiles: --debug-addr serves Go's profiles on their
+// own listener, and never the command line (flags may carry the admin key).
+func TestDebugAddrServesProfiles(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := start(t, nil, "dev", "--store", "memory", "--addr", "127.0.0.1:0", "--admin-key", adminKey, "--debug-addr", addr)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("heap profile: %d %.200s", code, body)
+	}
+	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("goroutine profile: %d %.200s", code, body)
+	}
+	if code, body := get("/debug/pprof/cmdline"); code != 404 || strings.Contains(body, adminKey) {
+		t.Errorf("cmdline: %d %.200s", code, body)
+	}
+	if strings.Contains(p.base, addr) {
+		t.Errorf("the gateway's URL %s is the debug listener's", p.base)
 	}
 }

@@ -27,6 +27,11 @@ type Config struct {
 	// not show in process listings.
 	OpenAIAPIKey Secret `yaml:"openai_api_key"`
 	AdminKey     Secret `yaml:"admin_key"`
+	// DebugAddr, when set, serves Go's profiling endpoints (/debug/pprof/:
+	// CPU, heap, goroutines, traces; never the command line) on their own
+	// listener, for operators and the benchmark harness. It carries no
+	// authentication: bind it to loopback.
+	DebugAddr string `yaml:"debug_addr"`
 	// MetricsToken, when set, is required as a Bearer token by GET
 	// /metrics (empty: /metrics is open, as for a private network).
 	MetricsToken   Secret   `yaml:"metrics_token"`

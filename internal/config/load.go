@@ -35,6 +35,7 @@ var settings = []setting{
 	}},
 	{"upstream", `Realtime API base URL, or "sim" for the built-in simulator`, func(c *Config, v string) error { c.Upstream = v; return nil }},
 	{"admin-key", "bootstrap admin credential (at least 32 characters)", func(c *Config, v string) error { c.AdminKey = Secret(v); return nil }},
+	{"debug-addr", "listen address of the Go profiling endpoints /debug/pprof/ (empty = off; keep it on loopback)", func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"metrics-token", "Bearer token GET /metrics requires (empty = /metrics is open)", func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
 	{"tls-cert", "TLS certificate file (PEM)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "TLS private key file (PEM)", func(c *Config, v string) error { c.TLSKey = v; return nil }},
