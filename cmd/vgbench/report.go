@@ -410,7 +410,7 @@ func (r *report) goals(b *strings.Builder) {
 	if dur > 0 && durSerial > 0 {
 		// The reference runs in process, without HTTP: it bounds from above
 		// what voicegate would mint over HTTP with one fsync per write.
-		p("| durable mints ≥ 5× one-fsync-per-mint | voicegate `--durable` (group commit), tier governed: %.0f/s (its store calls in process: %.0f/s) | the same durable store, one commit (fsync) per write, its store calls in process: %.0f/s (%s) | %s |\n",
+		p("| durable mints ≥ 5× one-fsync-per-mint | voicegate `--durable` (group commit), tier governed: %.0f/s (its store calls in process: %.0f/s) | the same durable store with one commit (fsync) per write, a mint's store calls in process (no HTTP: an upper bound of voicegate's rate on it): %.0f/s (%s) | %s |\n",
 			dur, durGrouped, durSerial, ratio(dur, durSerial), verdict(dur >= 5*durSerial))
 	} else {
 		p("| durable mints ≥ 5× one-fsync-per-mint | not measured | — | **missed**: no durable mint run (--no-mint, or it failed: see the log) |\n")
