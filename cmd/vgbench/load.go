@@ -105,6 +105,9 @@ type runSpec struct {
 	dur      time.Duration
 	pid      int // the target's process (0: none, direct)
 	seq      int // distinct users per run
+	// ready, when set, is called once every session is connected, before
+	// the load starts (the idle profile's heap snapshot).
+	ready func()
 }
 
 // runResult is a run's figures.
@@ -185,6 +188,9 @@ func run(ctx context.Context, spec runSpec) runResult {
 		}()
 	}
 	ready.Wait()
+	if spec.ready != nil {
+		spec.ready()
+	}
 	t0, g0, cpu0 := time.Now(), selfCPU(), treeStat(spec.pid)
 	var rssMax atomic.Int64
 	stopSample := make(chan struct{})

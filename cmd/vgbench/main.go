@@ -266,8 +266,12 @@ func relayBench(ctx context.Context, e *env, o options, rep *report, logf func(s
 				continue
 			}
 			rep.target(t)
-			one := func(p profile, n int, d time.Duration) runResult {
-				r := run(ctx, runSpec{ep: t.ep, prof: p, sessions: n, dur: d, pid: t.pid(), seq: nextSeq()})
+			one := func(p profile, n int, d time.Duration, ready ...func()) runResult {
+				spec := runSpec{ep: t.ep, prof: p, sessions: n, dur: d, pid: t.pid(), seq: nextSeq()}
+				if len(ready) > 0 {
+					spec.ready = ready[0]
+				}
+				r := run(ctx, spec)
 				r.Target = name
 				logf("%-12s %-9s n=%-4d up p50/p99 %v/%v down p50/p99 %v/%v lost=%d reord=%d err=%d cpu=%v %s",
 					name, p.Name, n, r.Up.P50, r.Up.P99, r.Down.P50, r.Down.P99, r.Lost(), r.ReorderUp+r.ReorderDown, r.Errors, r.CPU, r.FirstErr)
@@ -275,7 +279,9 @@ func relayBench(ctx context.Context, e *env, o options, rep *report, logf func(s
 				return r
 			}
 			if pace == sim.PaceRealtime {
-				one(profIdle, idleN, min(o.dur, 5*time.Second))
+				one(profIdle, idleN, min(o.dur, 5*time.Second), func() {
+					goHeapProfile(ctx, t, rep, fmt.Sprintf("idle, %d sessions held open", idleN), "memory per idle session")
+				})
 				capOpen[name] = true
 				for _, n := range o.levels {
 					if !capOpen[name] || ctx.Err() != nil {
@@ -288,12 +294,17 @@ func relayBench(ctx context.Context, e *env, o options, rep *report, logf func(s
 				}
 				one(tel, telN, o.dur)
 				if !o.noPerf && strings.HasPrefix(name, "vg-") {
-					profileTarget(ctx, t, rep, "talk", func() { one(talk, o.levels[len(o.levels)/2], o.dur) })
+					n := o.levels[len(o.levels)/2]
+					profileTarget(ctx, t, rep, "talk", func() {
+						goCPUProfile(ctx, t, rep, fmt.Sprintf("talk, %d sessions", n), "CPU per session, added latency, capacity", 6, func() { one(talk, n, o.dur) })
+					})
 				}
 			} else {
 				one(profBurst, burstN, burstDur)
 				if !o.noPerf && strings.HasPrefix(name, "vg-") {
-					profileTarget(ctx, t, rep, "burst", func() { one(profBurst, burstN, burstDur) })
+					profileTarget(ctx, t, rep, "burst", func() {
+						goCPUProfile(ctx, t, rep, fmt.Sprintf("burst, %d sessions", burstN), "burst CPU per GB", 6, func() { one(profBurst, burstN, burstDur) })
+					})
 				}
 			}
 			t.stop()
@@ -392,7 +403,14 @@ func mintBench(ctx context.Context, e *env, o options, rep *report, logf func(st
 				logf("voicegate %s: %v", st.name, err)
 				continue
 			}
-			r := hammer(ctx, fmt.Sprintf("voicegate, %s store, tier %s", st.name, tier), t.ep.mintURL, e.adminKey, body(tier), workers, d, t.pid())
+			var r mintResult
+			name := fmt.Sprintf("voicegate, %s store, tier %s", st.name, tier)
+			load := func() { r = hammer(ctx, name, t.ep.mintURL, e.adminKey, body(tier), workers, d, t.pid()) }
+			if tier == "pass" && !o.short && d > 6*time.Second {
+				goCPUProfile(ctx, t, rep, "mints, "+st.name+" store", "mints/s", 6, load)
+			} else {
+				load()
+			}
 			r.About = map[string]string{"pass": "no mint rate limits", "governed": "per-user mint rate (GCRA in the store) per mint"}[tier]
 			if len(st.extra) > 0 {
 				r.About += "; `--durable`: each write acknowledged after fsync, writes group-committed"

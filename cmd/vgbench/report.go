@@ -23,6 +23,7 @@ type report struct {
 	profiles    []profile
 	results     []runResult
 	profilesTop []perfTop
+	goProfiles  []goProfile
 
 	mints         []mintResult
 	redisBench    float64
@@ -265,6 +266,21 @@ func (r *report) markdown() string {
 	}
 	r.goals(&b)
 	r.mintSection(&b)
+	if len(r.goProfiles) > 0 {
+		p("\n## Where voicegate's time and memory go (Go profiles)\n\n")
+		p("Taken from the gateway's own `--debug-addr` listener (`/debug/pprof/`) while the load named ran, summarised with `go tool pprof -top`. Each names the goals it explains; the perf profiles after them add the kernel's share.\n\n")
+		for _, gp := range r.goProfiles {
+			what := "CPU, 6 s (`/debug/pprof/profile?seconds=6`)"
+			if gp.Kind == "heap" {
+				what = "heap in use after a GC (`/debug/pprof/heap?gc=1`, `-sample_index=inuse_space`)"
+			}
+			p("### %s, %s: %s\n\nExplains: %s.", gp.Target, gp.Label, what, gp.Explains)
+			if gp.Note != "" {
+				p(" %s.", gp.Note)
+			}
+			p("\n\n```\n%s\n```\n\n", strings.Join(gp.Lines, "\n"))
+		}
+	}
 	if len(r.profilesTop) > 0 {
 		p("\n## Where voicegate's time goes (perf, flat profile of the gateway process)\n\n")
 		for _, pt := range r.profilesTop {

@@ -27,9 +27,11 @@ type target struct {
 	About string
 	ep    endpoint
 	okURL string // nginx: the "return 200" location (mint reference)
-	cmd   *exec.Cmd
-	done  chan struct{}
-	log   *bytes.Buffer
+	// debugAddr: voicegate's --debug-addr (Go profiles); empty otherwise.
+	debugAddr string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	log       *bytes.Buffer
 }
 
 func (t *target) pid() int {
@@ -286,13 +288,17 @@ func (e *env) voicegate(name, tier, store string, extra ...string) (*target, err
 	if err != nil {
 		return nil, err
 	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(e.dir, "voicegate.yaml")
 	if err := os.WriteFile(cfg, []byte(vgConfig), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(e.vgBin, "serve", "--addr", addr, "--store", store, "--config", cfg,
 		"--upstream", "http://"+e.simAddr+"/v1", "--admin-key", e.adminKey, "--log-level", "error",
-		"--instance", name, "--spool-dir", filepath.Join(e.dir, "spool-"+name))
+		"--instance", name, "--spool-dir", filepath.Join(e.dir, "spool-"+name), "--debug-addr", debugAddr)
 	cmd.Args = append(cmd.Args, extra...)
 	cmd.Env = append(os.Environ(), "OPENAI_API_KEY="+e.simKey)
 	t, err := spawn(name, addr, cmd)
@@ -304,6 +310,7 @@ func (e *env) voicegate(name, tier, store string, extra ...string) (*target, err
 		return nil, err
 	}
 	t.ep = endpoint{url: e.wsURL(addr), mintURL: "http://" + addr + "/v1/realtime/client_secrets", admin: e.adminKey, tier: tier}
+	t.debugAddr = debugAddr
 	return t, nil
 }
 
