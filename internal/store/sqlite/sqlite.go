@@ -17,8 +17,11 @@
 // keeps its own semantics — serial, seeing the writes before it, atomic —
 // while a batch costs one commit: one fsync in durable mode
 // (WithDurable: synchronous=FULL, a commit returns after fsync). A write
-// whose ctx ends before it runs is skipped with the ctx error; a failed
-// BEGIN or COMMIT fails every write of the batch with store.ErrUnavailable.
+// whose ctx ends before it runs is skipped with the ctx error (once it
+// runs, its statements are not interrupted: that could roll back the whole
+// transaction); a failed BEGIN or COMMIT fails every write of the batch
+// with store.ErrUnavailable (a write that failed on its own keeps its
+// error). A write must not call the Store: the writer would wait for itself.
 // The default, synchronous=NORMAL, fsyncs the WAL only at checkpoints: a
 // power loss may lose the last commits but never corrupts the file. Reads
 // do not queue: they use the connection pool beside the writer.
