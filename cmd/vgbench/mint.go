@@ -245,8 +245,8 @@ const (
 )
 
 // durableStoreMints makes, from workers goroutines for d, the store calls
-// of a governed mint (internal/server's mint: the readiness ping, the
-// per-user mint rate, the session record and its audit entry) on a
+// of a governed mint (internal/server's mint: the per-user mint rate, the
+// session record and its audit entry) on a
 // durable SQLite store at path that groups at most batch writes per
 // commit. With batch 1 every write pays its own fsync: the reference group
 // commit is measured against. In process, so no HTTP cost: an upper bound
@@ -306,9 +306,6 @@ func durableStoreMints(ctx context.Context, path string, batch, workers int, d t
 
 // storeMint makes the store calls of governed mint i.
 func storeMint(ctx context.Context, st *sqlite.Store, i int64) error {
-	if err := st.Ping(ctx); err != nil {
-		return err
-	}
 	user := "dm" + strconv.FormatInt(i, 10)
 	if _, err := st.Allow(ctx, "rl:mint:user:"+user, store.PerMinute(10)); err != nil {
 		return err
