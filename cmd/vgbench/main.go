@@ -431,6 +431,12 @@ func mintBench(ctx context.Context, e *env, o options, rep *report, logf func(st
 		rep.mints = append(rep.mints, r)
 		logf("mint %-28s %.0f/s %s", r.Name, r.PerSec, r.Err)
 	}
+	if r, err := fsyncRate(ctx, e.dir, min(d, 3*time.Second)); err != nil {
+		logf("fsync rate: %v", err)
+	} else {
+		rep.mints = append(rep.mints, r)
+		logf("mint %-28s %.0f/s", r.Name, r.PerSec)
+	}
 	if rs != nil {
 		n := 200000
 		if o.short {

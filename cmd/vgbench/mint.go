@@ -242,6 +242,7 @@ func firstLines(b []byte, n int) string {
 const (
 	mintDurableGrouped = "store calls of a governed mint, durable SQLite, group commit"
 	mintDurableSerial  = "store calls of a governed mint, durable SQLite, one commit per write"
+	mintFsyncRef       = "one fsync per mint: the disk's serial fsync rate"
 )
 
 // durableStoreMints makes, from workers goroutines for d, the store calls
@@ -319,4 +320,36 @@ func storeMint(ctx context.Context, st *sqlite.Store, i int64) error {
 	}
 	return st.AppendAudit(ctx, store.AuditEntry{Kind: "mint", SessionID: sess.ID, User: user, Tier: sess.Tier,
 		Detail: map[string]any{"token_id": sess.TokenID, "model": sess.Model, "by": "admin", "expires_at": sess.ExpiresAt.Format(time.RFC3339)}})
+}
+
+// fsyncRate measures how many 4 KiB append+fsync rounds one writer makes
+// per second on dir's file system: the most mints per second any store
+// that fsyncs once per mint can acknowledge (SQLite has one writer, so its
+// fsyncs never overlap).
+func fsyncRate(ctx context.Context, dir string, d time.Duration) (mintResult, error) {
+	f, err := os.CreateTemp(dir, "fsync-*.bin")
+	if err != nil {
+		return mintResult{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 4096)
+	var lat samples
+	n := int64(0)
+	t0 := time.Now()
+	for time.Since(t0) < d && ctx.Err() == nil {
+		s := time.Now()
+		if _, err := f.Write(page); err != nil {
+			return mintResult{}, err
+		}
+		if err := f.Sync(); err != nil {
+			return mintResult{}, err
+		}
+		lat.add(int64(time.Since(s)))
+		n++
+	}
+	el := time.Since(t0)
+	ds := lat.dist()
+	return mintResult{Name: mintFsyncRef, OK: n, N: n, PerSec: float64(n) / el.Seconds(), P50: ds.P50, P99: ds.P99,
+		About: "one writer appending 4 KiB and calling fsync(2) in a loop, on the file system of the durable databases: the ceiling of any one-fsync-per-mint store"}, nil
 }
