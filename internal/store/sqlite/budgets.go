@@ -24,13 +24,13 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 	var res store.ReserveResult
 	err := s.tx(ctx, "reserve", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE expires_at <= ?`, now-int64(reservationGrace)); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM reservations WHERE expires_at <= ?`, now-int64(reservationGrace)); err != nil {
 			return unavailable("reserve", err)
 		}
 		avail, limited := int64(math.MaxInt64), false
 		var keys []string
 		for _, a := range r.Accounts {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO budget_accounts (key, expires_at) VALUES (?, ?)
+			if _, err := s.exec(ctx, tx, `INSERT INTO budget_accounts (key, expires_at) VALUES (?, ?)
 				ON CONFLICT (key) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`, a.Key, nanos(a.ExpiresAt)); err != nil {
 				return unavailable("reserve", err)
 			}
@@ -40,7 +40,7 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 			if a.LimitNano <= 0 {
 				continue
 			}
-			spent, reserved, err := accountTotals(ctx, tx, a.Key, now)
+			spent, reserved, err := accountTotals(ctx, txQuerier{s, tx}, a.Key, now)
 			if err != nil {
 				return err
 			}
@@ -54,7 +54,7 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 			return max(v, 0)
 		}
 		var prev int64
-		err := tx.QueryRowContext(ctx, `SELECT amount FROM reservations WHERE id = ? AND expires_at > ?`, r.ID, now).Scan(&prev)
+		err := s.queryRow(ctx, tx, `SELECT amount FROM reservations WHERE id = ? AND expires_at > ?`, r.ID, now).Scan(&prev)
 		if err == nil {
 			res = store.ReserveResult{Granted: prev, Remaining: remaining(avail)}
 			return nil
@@ -68,15 +68,15 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 			return nil
 		}
 		// Replace a lapsed reservation of the same id, if any.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE id = ?`, r.ID); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM reservations WHERE id = ?`, r.ID); err != nil {
 			return unavailable("reserve", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, amount, expires_at, session, granted_at) VALUES (?, ?, ?, ?, ?)`,
+		if _, err := s.exec(ctx, tx, `INSERT INTO reservations (id, amount, expires_at, session, granted_at) VALUES (?, ?, ?, ?, ?)`,
 			r.ID, g, now+int64(s.reservationTTL), r.Session, now); err != nil {
 			return unavailable("reserve", err)
 		}
 		for _, k := range keys {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO reservation_holds (reservation_id, account_key) VALUES (?, ?)`, r.ID, k); err != nil {
+			if _, err := s.exec(ctx, tx, `INSERT INTO reservation_holds (reservation_id, account_key) VALUES (?, ?)`, r.ID, k); err != nil {
 				return unavailable("reserve", err)
 			}
 		}
@@ -90,14 +90,28 @@ func (s *Store) Reserve(ctx context.Context, r store.Reservation) (store.Reserve
 func accountTotals(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, key string, now int64) (spent, reserved int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT
-		COALESCE((SELECT spent FROM budget_accounts WHERE key = ?1), 0),
-		COALESCE((SELECT SUM(r.amount) FROM reservation_holds h JOIN reservations r ON r.id = h.reservation_id
-			WHERE h.account_key = ?1 AND r.expires_at > ?2), 0)`, key, now).Scan(&spent, &reserved)
+	err = q.QueryRowContext(ctx, accountTotalsQuery, key, now).Scan(&spent, &reserved)
 	if err != nil {
 		return 0, 0, unavailable("budget totals", err)
 	}
 	return spent, reserved, nil
+}
+
+// accountTotalsQuery reads an account's spend and live holds.
+const accountTotalsQuery = `SELECT
+		COALESCE((SELECT spent FROM budget_accounts WHERE key = ?1), 0),
+		COALESCE((SELECT SUM(r.amount) FROM reservation_holds h JOIN reservations r ON r.id = h.reservation_id
+			WHERE h.account_key = ?1 AND r.expires_at > ?2), 0)`
+
+// txQuerier runs a writer transaction's queries through the statement
+// cache.
+type txQuerier struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.s.queryRow(ctx, q.tx, query, args...)
 }
 
 // Settle releases reservation id and charges actual to each of its accounts;
@@ -105,13 +119,13 @@ func accountTotals(ctx context.Context, q interface {
 func (s *Store) Settle(ctx context.Context, id string, actual int64) error {
 	return s.tx(ctx, "settle", func(ctx context.Context, tx *sql.Tx) error {
 		if actual != 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE budget_accounts SET spent = spent + ?
+			if _, err := s.exec(ctx, tx, `UPDATE budget_accounts SET spent = spent + ?
 				WHERE key IN (SELECT account_key FROM reservation_holds WHERE reservation_id = ?)`, actual, id); err != nil {
 				return unavailable("settle", err)
 			}
 		}
 		// Deleting the reservation cascades to its holds.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE id = ?`, id); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM reservations WHERE id = ?`, id); err != nil {
 			return unavailable("settle", err)
 		}
 		return nil
@@ -127,7 +141,7 @@ func (s *Store) Charge(ctx context.Context, accounts []store.BudgetAccount, amou
 				continue
 			}
 			seen[a.Key] = true
-			if _, err := tx.ExecContext(ctx, `INSERT INTO budget_accounts (key, spent, expires_at) VALUES (?, ?, ?)
+			if _, err := s.exec(ctx, tx, `INSERT INTO budget_accounts (key, spent, expires_at) VALUES (?, ?, ?)
 				ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent,
 					expires_at = MAX(expires_at, excluded.expires_at)`, a.Key, amount, nanos(a.ExpiresAt)); err != nil {
 				return unavailable("charge", err)

@@ -36,7 +36,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.AppKey) error {
 		return fmt.Errorf("sqlite: encode tiers: %w", err)
 	}
 	return s.tx(ctx, "create key", func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		res, err := s.exec(ctx, tx, `INSERT INTO app_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`, k.ID, k.Hash, k.Hint, k.Name, string(tiers), nanos(k.CreatedAt), nanos(k.RevokedAt))
 		return inserted(res, err, "create key", "key "+k.ID)
 	})
@@ -64,7 +64,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]*store.AppKey, error) {
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	return s.tx(ctx, "revoke key", func(ctx context.Context, tx *sql.Tx) error {
 		var revoked int64
-		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM app_keys WHERE id = ?`, id).Scan(&revoked)
+		err := s.queryRow(ctx, tx, `SELECT revoked_at FROM app_keys WHERE id = ?`, id).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: revoke key %s: %w", id, store.ErrNotFound)
 		}
@@ -74,7 +74,7 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 		if revoked != 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE app_keys SET revoked_at = ? WHERE id = ?`, nanos(at), id); err != nil {
+		if _, err := s.exec(ctx, tx, `UPDATE app_keys SET revoked_at = ? WHERE id = ?`, nanos(at), id); err != nil {
 			return unavailable("revoke key", err)
 		}
 		return nil

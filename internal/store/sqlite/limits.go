@@ -58,10 +58,10 @@ func (s *Store) maybeGC(ctx context.Context) {
 	}
 	now := s.now().UnixNano()
 	_ = s.tx(ctx, "gc", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM rate_limits WHERE tat < ?`, now); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM rate_limits WHERE tat < ?`, now); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE expires_at <= ?`, now)
+		_, err := s.exec(ctx, tx, `DELETE FROM leases WHERE expires_at <= ?`, now)
 		return err
 	})
 }
@@ -98,7 +98,7 @@ func (s *Store) AcquireLease(ctx context.Context, key, holder string, max int, t
 func (s *Store) RenewLease(ctx context.Context, key, holder string, ttl time.Duration) error {
 	now := s.now()
 	return s.tx(ctx, "renew lease", func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE key = ? AND holder = ? AND expires_at > ?`,
+		res, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE key = ? AND holder = ? AND expires_at > ?`,
 			now.Add(ttl).UnixNano(), key, holder, now.UnixNano())
 		if err != nil {
 			return unavailable("renew lease", err)
@@ -117,7 +117,7 @@ func (s *Store) RenewLease(ctx context.Context, key, holder string, ttl time.Dur
 // ReleaseLease frees holder's slot; releasing an unknown holder is a no-op.
 func (s *Store) ReleaseLease(ctx context.Context, key, holder string) error {
 	return s.tx(ctx, "release lease", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND holder = ?`, key, holder); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM leases WHERE key = ? AND holder = ?`, key, holder); err != nil {
 			return unavailable("release lease", err)
 		}
 		return nil

@@ -56,18 +56,18 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 	now := s.now()
 	cutoff := now.Add(-s.retention).UnixNano()
 	err := s.tx(ctx, "prune", func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM sessions
+		res, err := s.exec(ctx, tx, `DELETE FROM sessions
 			WHERE (state != 'live' AND MAX(created_at, expires_at, ended_at, revoked_at) < ?1)
 			   OR (state = 'live' AND started_at > 0 AND started_at < ?1)`, cutoff)
 		if err != nil {
 			return unavailable("prune sessions", err)
 		}
 		st.Sessions, _ = res.RowsAffected()
-		if res, err = tx.ExecContext(ctx, `DELETE FROM user_revocations WHERE revoked_at < ?`, cutoff); err != nil {
+		if res, err = s.exec(ctx, tx, `DELETE FROM user_revocations WHERE revoked_at < ?`, cutoff); err != nil {
 			return unavailable("prune user revocations", err)
 		}
 		st.UserRevocations, _ = res.RowsAffected()
-		if res, err = tx.ExecContext(ctx, `DELETE FROM budget_accounts
+		if res, err = s.exec(ctx, tx, `DELETE FROM budget_accounts
 			WHERE expires_at != 0 AND expires_at < ?
 			  AND key NOT IN (SELECT account_key FROM reservation_holds)`, now.Add(-budgetAccountGrace).UnixNano()); err != nil {
 			return unavailable("prune budget accounts", err)
@@ -80,7 +80,7 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 				marks[i] = "?"
 				args = append(args, k)
 			}
-			if res, err = tx.ExecContext(ctx, `DELETE FROM audit WHERE at < ? AND kind NOT IN (`+strings.Join(marks, ",")+`)`, args...); err != nil {
+			if res, err = s.exec(ctx, tx, `DELETE FROM audit WHERE at < ? AND kind NOT IN (`+strings.Join(marks, ",")+`)`, args...); err != nil {
 				return unavailable("prune audit", err)
 			}
 			st.Audit, _ = res.RowsAffected()

@@ -15,14 +15,14 @@ import (
 func (s *Store) PublishRevocation(ctx context.Context, r store.Revocation) error {
 	now := s.now()
 	return s.tx(ctx, "publish revocation", func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, target, at, published_at) VALUES (?, ?, ?, ?)`,
+		_, err := s.exec(ctx, tx, `INSERT INTO revocations (kind, target, at, published_at) VALUES (?, ?, ?, ?)`,
 			r.Kind, r.ID, nanos(r.At), now.UnixNano())
 		if err != nil {
 			return unavailable("publish revocation", err)
 		}
 		// AUTOINCREMENT ids are never reused, so pruning cannot make a
 		// subscriber's cursor skip or repeat a row.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE published_at < ?`,
+		if _, err := s.exec(ctx, tx, `DELETE FROM revocations WHERE published_at < ?`,
 			now.Add(-s.revocationRetention).UnixNano()); err != nil {
 			return unavailable("publish revocation", err)
 		}

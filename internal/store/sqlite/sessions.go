@@ -100,7 +100,7 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*store.Session) error) (*store.Session, error) {
 	var out *store.Session
 	err := s.tx(ctx, "update session", func(ctx context.Context, tx *sql.Tx) error {
-		sess, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+		sess, err := scanSession(s.queryRow(ctx, tx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: update session %s: %w", id, store.ErrNotFound)
 		}
@@ -117,7 +117,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*store.Ses
 			return err
 		}
 		// Skip id and token_hash (the first two columns).
-		_, err = tx.ExecContext(ctx, `UPDATE sessions SET token_id = ?, user = ?, tier = ?, app_key_id = ?,
+		_, err = s.exec(ctx, tx, `UPDATE sessions SET token_id = ?, user = ?, tier = ?, app_key_id = ?,
 			model = ?, config = ?, limits = ?, created_at = ?, expires_at = ?, state = ?, transport = ?,
 			started_at = ?, ended_at = ?, live_seconds = ?, end_reason = ?, revoked_at = ? WHERE id = ?`,
 			append(args[2:], id)...)
@@ -133,7 +133,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*store.Ses
 // RevokeUser moves the user's revocation time forward to at.
 func (s *Store) RevokeUser(ctx context.Context, user string, at time.Time) error {
 	return s.tx(ctx, "revoke user", func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO user_revocations (user, revoked_at) VALUES (?, ?)
+		_, err := s.exec(ctx, tx, `INSERT INTO user_revocations (user, revoked_at) VALUES (?, ?)
 			ON CONFLICT (user) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, user, nanos(at))
 		if err != nil {
 			return unavailable("revoke user", err)

@@ -84,6 +84,7 @@ type Store struct {
 	pruneInterval       time.Duration
 
 	stmts statements
+	cache stmtCache     // the other write queries, prepared on first use
 	ops   atomic.Uint64 // Allow and AcquireLease calls, to pace gc
 
 	durable  bool // synchronous=FULL
@@ -251,6 +252,7 @@ func (s *Store) Close() error {
 		s.subs.Wait()
 		s.stopWriter()
 		s.stmts.close()
+		s.cache.close()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("sqlite: close: %w", cerr)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 )
 
 // statements are the prepared statements of the hot paths: token and key
@@ -63,4 +64,66 @@ func (st *statements) close() {
 		stmt.Close()
 	}
 	st.all = nil
+}
+
+// maxCached bounds the statement cache: every query the store writes is a
+// constant of this package, so the bound is never reached; it only keeps
+// a future query built from data from growing the cache.
+const maxCached = 256
+
+// stmtCache prepares each distinct write query once. modernc's driver
+// compiles a query given as text on every call; in a write-heavy run
+// (budget holds settled per response, the writer's savepoints) the SQL
+// parser was a third of the gateway's CPU.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// get returns the prepared statement for query, preparing it on first use;
+// nil when it cannot be cached (the cache is full, or preparing failed:
+// the caller runs the query as text and meets the error there).
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st
+	}
+	if len(c.m) >= maxCached {
+		return nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
+// exec runs query in tx through its prepared statement.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st := s.cache.get(ctx, s.db, query); st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+// queryRow runs query in tx through its prepared statement.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if st := s.cache.get(ctx, s.db, query); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
 }

@@ -170,7 +170,7 @@ func (s *Store) runBatch(batch []*writeOp) {
 			op.err = unavailable(op.name, broken)
 			continue
 		}
-		op.err, broken = runOp(tx, op, !alone)
+		op.err, broken = s.runOp(tx, op, !alone)
 		if alone && op.err != nil {
 			broken = op.err
 		}
@@ -220,14 +220,14 @@ func (s *Store) begin() (*sql.Tx, error) {
 // undone), which fails the whole batch. fn's statements get a ctx that is never cancelled: a
 // cancellation interrupting a statement could roll back the whole
 // transaction, the other ops' writes with it.
-func runOp(tx *sql.Tx, op *writeOp, savepoint bool) (err, broken error) {
+func (s *Store) runOp(tx *sql.Tx, op *writeOp, savepoint bool) (err, broken error) {
 	if err := op.ctx.Err(); err != nil {
 		return unavailable(op.name, err), nil
 	}
 	if !savepoint {
 		return callOp(tx, op), nil
 	}
-	if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+	if _, err := s.exec(context.Background(), tx, `SAVEPOINT op`); err != nil {
 		return unavailable(op.name, err), err
 	}
 	if err := callOp(tx, op); err != nil {
@@ -236,7 +236,7 @@ func runOp(tx *sql.Tx, op *writeOp, savepoint bool) (err, broken error) {
 		}
 		return err, nil
 	}
-	if _, err := tx.Exec(`RELEASE op`); err != nil {
+	if _, err := s.exec(context.Background(), tx, `RELEASE op`); err != nil {
 		return unavailable(op.name, err), err
 	}
 	return nil, nil

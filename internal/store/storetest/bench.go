@@ -43,6 +43,28 @@ func Bench(b *testing.B, newBackend func(tb testing.TB) (open func() store.Store
 			}
 		})
 	})
+	// A response's budget round: hold on three accounts, then settle.
+	b.Run("ReserveSettle", func(b *testing.B) {
+		s := benchHandle(b, newBackend)
+		var n atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				sess := fmt.Sprintf("vgs_%d", i%64)
+				accts := []store.BudgetAccount{{Key: "session:" + sess, LimitNano: 1e12}, {Key: "user:day:alice", LimitNano: 1e15}, {Key: "user:month:alice", LimitNano: 1e15}}
+				id := fmt.Sprintf("%s:%d", sess, i)
+				if _, err := s.Reserve(b.Context(), store.Reservation{ID: id, Session: sess, Accounts: accts, Want: 1000, Min: 10}); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := s.Settle(b.Context(), id, 500); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("AcquireLease", func(b *testing.B) {
 		s := benchHandle(b, newBackend)
 		var n atomic.Int64
