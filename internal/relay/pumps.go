@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	gws "github.com/gorilla/websocket"
@@ -36,15 +37,30 @@ func (s *session) pinOrFail() (endCause, bool) {
 // that arrive meanwhile are forwarded after session.created, in order.
 func (s *session) pin() error {
 	ctx, cancel := context.WithTimeout(s.ctx, pinTimeout)
-	defer cancel()
 	// Pinning is bounded by a read deadline; a terminate during pinning
-	// interrupts it by closing the upstream socket, which is ending anyway.
+	// interrupts a read it waits in by moving the deadline to now (the
+	// session is ending anyway). Only while pinning: once pinned, the
+	// session ends as its terminate says, settling upstream first, so the
+	// pumps' reads must keep no deadline. The lock orders the interrupt
+	// against the reset.
+	var mu sync.Mutex
+	pinning := true
 	_ = s.up.c.SetReadDeadline(time.Now().Add(pinTimeout))
-	defer s.up.c.SetReadDeadline(time.Time{})
+	defer func() {
+		mu.Lock()
+		pinning = false
+		_ = s.up.c.SetReadDeadline(time.Time{})
+		mu.Unlock()
+		cancel()
+	}()
 	go func() {
 		select {
 		case <-s.stopping:
-			s.up.closeNow()
+			mu.Lock()
+			if pinning {
+				_ = s.up.c.SetReadDeadline(time.Now())
+			}
+			mu.Unlock()
 		case <-ctx.Done():
 		}
 	}()
