@@ -153,7 +153,7 @@ func (s *Store) Charge(ctx context.Context, accounts []store.BudgetAccount, amou
 
 // Spent reports the account's spend and live holds (zeros when unknown).
 func (s *Store) Spent(ctx context.Context, key string) (spent, reserved int64, err error) {
-	return accountTotals(ctx, s.db, key, s.now().UnixNano())
+	return accountTotals(ctx, dbQuerier{s}, key, s.now().UnixNano())
 }
 
 // SessionHolds lists the session's live reservations in the order they

@@ -44,7 +44,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.AppKey) error {
 
 // Key returns the app key with that id or store.ErrNotFound.
 func (s *Store) Key(ctx context.Context, id string) (*store.AppKey, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM app_keys WHERE id = ?`, id))
+	k, err := scanKey(s.dbQueryRow(ctx, `SELECT `+keyColumns+` FROM app_keys WHERE id = ?`, id))
 	return found(k, err, "key", "key "+id)
 }
 

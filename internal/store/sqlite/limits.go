@@ -127,7 +127,7 @@ func (s *Store) ReleaseLease(ctx context.Context, key, holder string) error {
 // LeaseCount reports the unexpired holders under key.
 func (s *Store) LeaseCount(ctx context.Context, key string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE key = ? AND expires_at > ?`,
+	err := s.dbQueryRow(ctx, `SELECT COUNT(*) FROM leases WHERE key = ? AND expires_at > ?`,
 		key, s.now().UnixNano()).Scan(&n)
 	if err != nil {
 		return 0, unavailable("lease count", err)

@@ -85,7 +85,7 @@ func (s *Store) SubscribeRevocations(ctx context.Context) (<-chan store.Revocati
 // revocationsAfter returns the revocations with id > cursor in id order and
 // the last id read.
 func (s *Store) revocationsAfter(ctx context.Context, cursor int64) ([]store.Revocation, int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, target, at FROM revocations WHERE id > ? ORDER BY id LIMIT 1000`, cursor)
+	rows, err := s.dbQuery(ctx, `SELECT id, kind, target, at FROM revocations WHERE id > ? ORDER BY id LIMIT 1000`, cursor)
 	if err != nil {
 		return nil, cursor, err
 	}

@@ -67,7 +67,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 
 // Session returns the session with that id or store.ErrNotFound.
 func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) {
-	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	sess, err := scanSession(s.dbQueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
 	return found(sess, err, "session", "session "+id)
 }
 

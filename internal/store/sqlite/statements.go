@@ -71,7 +71,8 @@ func (st *statements) close() {
 // a future query built from data from growing the cache.
 const maxCached = 256
 
-// stmtCache prepares each distinct write query once. modernc's driver
+// stmtCache prepares each distinct query once (writes, and the reads of
+// the hot paths). modernc's driver
 // compiles a query given as text on every call; in a write-heavy run
 // (budget holds settled per response, the writer's savepoints) the SQL
 // parser was a third of the gateway's CPU.
@@ -118,6 +119,31 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any)
 		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, query, args...)
+}
+
+// dbQueryRow runs a read query through its prepared statement, outside
+// the writer (any pooled connection).
+func (s *Store) dbQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.cache.get(ctx, s.db, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, query, args...)
+}
+
+// dbQuery is dbQueryRow for many rows.
+func (s *Store) dbQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.cache.get(ctx, s.db, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, query, args...)
+}
+
+// dbQuerier runs accountTotals' read outside the writer, through the
+// statement cache.
+type dbQuerier struct{ s *Store }
+
+func (q dbQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.s.dbQueryRow(ctx, query, args...)
 }
 
 // queryRow runs query in tx through its prepared statement.
