@@ -425,3 +425,30 @@ func TestSecretRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedFrameClosesSession: a client frame over the read limit is
+// not read into memory: the client gets 1009 (message too big), the
+// session ends and upstream never sees the frame.
+func TestOversizedFrameClosesSession(t *testing.T) {
+	up := &fakeUpstream{}
+	h := newHarness(t, up, nil)
+	h.relay.ReadLimit = 64 << 10
+	ctx, c := h.open()
+	big := `{"type":"input_audio_buffer.append","audio":"` + strings.Repeat("A", 65<<10) + `"}`
+	// The gateway stops reading at the limit and closes: the write itself
+	// may fail (the socket is cut before the rest is sent).
+	if err := c.c.Write(ctx, websocket.MessageText, []byte(big)); err == nil {
+		if ce, _ := c.closed(ctx); ce.Code != websocket.StatusMessageTooBig {
+			t.Errorf("close = %v, want 1009", ce)
+		}
+	}
+	h.waitServed()
+	for _, ev := range up.Events() {
+		if ev == "input_audio_buffer.append" {
+			t.Error("the oversized append reached upstream")
+		}
+	}
+	if h.relay.LiveCount() != 0 {
+		t.Errorf("LiveCount = %d after the oversized frame", h.relay.LiveCount())
+	}
+}
