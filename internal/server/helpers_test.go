@@ -102,6 +102,7 @@ type env struct {
 	srv   *Server
 	ts    *httptest.Server
 	st    store.Store
+	down  *downStore // the server's view of st, failing while down is set
 	relay *fakeRelay
 	clock *clock
 	logs  *bytes.Buffer
@@ -122,8 +123,11 @@ func newEnv(t *testing.T, mod func(*config.Config)) *env {
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })
 	logs := &bytes.Buffer{}
-	e := &env{t: t, st: st, relay: newFakeRelay(), clock: &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}, logs: logs}
-	e.srv = NewServer(Deps{Config: cfg, Store: st, Relay: e.relay, Now: e.clock.Now, Instance: "test-1",
+	e := &env{t: t, st: st, down: &downStore{Store: st}, relay: newFakeRelay(), clock: &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}, logs: logs}
+	// The server gets the store through downStore from the start: a test
+	// takes it down by a flag, not by swapping a field the server's
+	// goroutines read.
+	e.srv = NewServer(Deps{Config: cfg, Store: e.down, Relay: e.relay, Now: e.clock.Now, Instance: "test-1",
 		Logger: slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	e.ts = httptest.NewServer(e.srv)
 	ctx, cancel := context.WithCancel(context.Background())

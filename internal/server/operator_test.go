@@ -157,9 +157,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	down := &downStore{Store: e.st}
-	down.down.Store(true)
-	e.srv.Store = down
+	e.down.down.Store(true)
 	if code, _ := e.do("GET", "/readyz", "", nil); code != 503 {
 		t.Errorf("readyz with closed store: %d", code)
 	}
