@@ -50,7 +50,7 @@ func (s *Store) Key(ctx context.Context, id string) (*store.AppKey, error) {
 
 // KeyByHash returns the app key whose full value hashes to hash.
 func (s *Store) KeyByHash(ctx context.Context, hash string) (*store.AppKey, error) {
-	k, err := scanKey(s.stmts.keyByHash.QueryRowContext(ctx, hash))
+	k, err := scanKey(s.dbQueryRow(ctx, keyByHashQuery, hash))
 	return found(k, err, "key by hash", "key by hash")
 }
 

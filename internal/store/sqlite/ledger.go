@@ -24,7 +24,7 @@ func (s *Store) RecordUsage(ctx context.Context, e store.LedgerEntry) (bool, err
 	u := e.Usage
 	var added bool
 	err := s.tx(ctx, "record usage", func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts.insertLedger).ExecContext(ctx,
+		res, err := s.exec(ctx, tx, insertLedger,
 			e.SessionID, e.ResponseID, e.User, e.AppKeyID, e.Tier, e.Model, e.Status,
 			u.TotalTokens, u.InputTokens, u.OutputTokens, u.InputTextTokens, u.InputAudioTokens, u.InputImageTokens,
 			u.CachedTokens, u.CachedTextTokens, u.CachedAudioTokens, u.CachedImageTokens,
@@ -85,7 +85,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 		e.At = s.now()
 	}
 	return s.tx(ctx, "append audit", func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.stmts.insertAudit).ExecContext(ctx,
+		_, err := s.exec(ctx, tx, insertAuditQuery,
 			nanos(e.At), e.Kind, e.SessionID, e.User, e.AppKeyID, e.Tier, e.Instance, string(detail))
 		if err != nil {
 			return unavailable("append audit", err)

@@ -24,7 +24,7 @@ func (s *Store) Allow(ctx context.Context, key string, l store.Limit) (store.Lim
 	err := s.tx(ctx, "allow", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
 		var tat int64
-		err := tx.StmtContext(ctx, s.stmts.selectTAT).QueryRowContext(ctx, key).Scan(&tat)
+		err := s.queryRow(ctx, tx, selectTATQuery, key).Scan(&tat)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return unavailable("allow", err)
 		}
@@ -35,7 +35,7 @@ func (s *Store) Allow(ctx context.Context, key string, l store.Limit) (store.Lim
 			res = store.LimitResult{RetryAfter: time.Duration(allowAt - now), ResetAfter: time.Duration(tat - now)}
 			return nil
 		}
-		if _, err := tx.StmtContext(ctx, s.stmts.upsertTAT).ExecContext(ctx, key, next); err != nil {
+		if _, err := s.exec(ctx, tx, upsertTATQuery, key, next); err != nil {
 			return unavailable("allow", err)
 		}
 		res = store.LimitResult{Allowed: true, Remaining: int((now - allowAt) / interval), ResetAfter: time.Duration(next - now)}
@@ -73,17 +73,17 @@ func (s *Store) AcquireLease(ctx context.Context, key, holder string, max int, t
 	var ok bool
 	err := s.tx(ctx, "acquire lease", func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now()
-		if _, err := tx.StmtContext(ctx, s.stmts.pruneLeases).ExecContext(ctx, key, now.UnixNano()); err != nil {
+		if _, err := s.exec(ctx, tx, pruneLeasesQuery, key, now.UnixNano()); err != nil {
 			return unavailable("acquire lease", err)
 		}
 		var count, held int
-		if err := tx.StmtContext(ctx, s.stmts.countLeases).QueryRowContext(ctx, holder, key).Scan(&count, &held); err != nil {
+		if err := s.queryRow(ctx, tx, countLeasesQuery, holder, key).Scan(&count, &held); err != nil {
 			return unavailable("acquire lease", err)
 		}
 		if held == 0 && count >= max {
 			return nil
 		}
-		if _, err := tx.StmtContext(ctx, s.stmts.upsertLease).ExecContext(ctx, key, holder, now.Add(ttl).UnixNano()); err != nil {
+		if _, err := s.exec(ctx, tx, upsertLeaseQuery, key, holder, now.Add(ttl).UnixNano()); err != nil {
 			return unavailable("acquire lease", err)
 		}
 		ok = true

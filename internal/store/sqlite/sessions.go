@@ -60,7 +60,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return err
 	}
 	return s.tx(ctx, "create session", func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...)
+		res, err := s.exec(ctx, tx, insertSessionQuery, args...)
 		return inserted(res, err, "create session", "session "+sess.ID)
 	})
 }
@@ -73,7 +73,7 @@ func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) 
 
 // SessionByTokenHash returns the session whose token hashes to hash.
 func (s *Store) SessionByTokenHash(ctx context.Context, hash string) (*store.Session, error) {
-	sess, err := scanSession(s.stmts.sessionByToken.QueryRowContext(ctx, hash))
+	sess, err := scanSession(s.dbQueryRow(ctx, sessionByTokenQuery, hash))
 	return found(sess, err, "session by token", "session by token")
 }
 
@@ -145,7 +145,7 @@ func (s *Store) RevokeUser(ctx context.Context, user string, at time.Time) error
 // UserRevokedAt reports the latest revocation time of user (zero if none).
 func (s *Store) UserRevokedAt(ctx context.Context, user string) (time.Time, error) {
 	var n int64
-	err := s.stmts.userRevokedAt.QueryRowContext(ctx, user).Scan(&n)
+	err := s.dbQueryRow(ctx, userRevokedAtQuery, user).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}

@@ -83,8 +83,7 @@ type Store struct {
 	auditRetention      time.Duration
 	pruneInterval       time.Duration
 
-	stmts statements
-	cache stmtCache     // the other write queries, prepared on first use
+	cache stmtCache     // every query's prepared statement (hotQueries at Open)
 	ops   atomic.Uint64 // Allow and AcquireLease calls, to pace gc
 
 	durable  bool // synchronous=FULL
@@ -186,10 +185,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.stmts.prepare(ctx, db); err != nil {
-		s.stopWriter()
-		db.Close()
-		return nil, err
+	for _, q := range hotQueries {
+		if _, err := s.cache.prepare(ctx, db, q); err != nil {
+			s.stopWriter()
+			s.cache.close()
+			db.Close()
+			return nil, err
+		}
 	}
 	if s.pruneInterval > 0 {
 		s.subs.Add(1)
@@ -251,7 +253,6 @@ func (s *Store) Close() error {
 		s.subMu.Unlock()
 		s.subs.Wait()
 		s.stopWriter()
-		s.stmts.close()
 		s.cache.close()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("sqlite: close: %w", cerr)
