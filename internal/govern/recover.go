@@ -13,7 +13,7 @@ import (
 // reservations stay held until they expire, blocking the budgets of their
 // users. Every instance therefore runs a recovery pass each lease TTL: a
 // session recorded live whose one-live-connection lease ("tok:<id>") has
-// been missing on two passes at least a lease TTL apart has no connection
+// been missing on two passes a lease TTL apart (suspectAge) has no connection
 // anywhere (a live connection renews that lease every third of the TTL).
 // Recovery releases its open reservations and records it idle (it may
 // reconnect until its token expires), with an audit record "recovered".
@@ -26,6 +26,14 @@ import (
 
 // recoverBatch bounds one pass over the live sessions.
 const recoverBatch = 10000
+
+// suspectAge is how long a session must have been a suspect to be
+// recovered: a lease TTL, less a tenth. Passes run a ticker's TTL apart but
+// each reads the clock a little after its tick (after listing the live
+// sessions); without the slack, a later pass reading it sooner than the
+// earlier one sees its suspects as younger than a TTL and recovery slips a
+// whole pass (from two TTLs after the lease lapsed to three).
+func suspectAge(ttl time.Duration) time.Duration { return ttl - ttl/10 }
 
 // RunRecovery runs a recovery pass every lease TTL until ctx is done.
 func (g *Governor) RunRecovery(ctx context.Context) {
@@ -76,7 +84,7 @@ func (g *Governor) recoverPass(ctx context.Context, suspects map[string]time.Tim
 			suspects[rec.ID] = now
 			continue
 		}
-		if now.Sub(first) < g.leaseTTL() {
+		if now.Sub(first) < suspectAge(g.leaseTTL()) {
 			continue
 		}
 		if err := g.recoverSession(ctx, rec); err != nil {

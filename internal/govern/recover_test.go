@@ -42,7 +42,7 @@ func TestRecoverDeadSessions(t *testing.T) {
 	if n, err := g.recoverPass(ctx, suspects); n != 0 || err != nil {
 		t.Fatalf("first pass recovered %d (%v): a missing lease must be seen twice", n, err)
 	}
-	now = now.Add(time.Second) // not a whole TTL yet
+	now = now.Add(time.Second) // not a TTL yet
 	if n, _ := g.recoverPass(ctx, suspects); n != 0 {
 		t.Fatalf("recovered %d before a lease TTL passed", n)
 	}
@@ -60,5 +60,27 @@ func TestRecoverDeadSessions(t *testing.T) {
 	}
 	if a, _ := st.AuditEntries(ctx, store.AuditFilter{Kind: "recovered"}); len(a) != 1 || a[0].SessionID != dead.ID || a[0].Detail["released_nanousd"] != int64(100) {
 		t.Errorf("audit %+v", a)
+	}
+}
+
+// TestRecoverOnTheNextPass: passes a ticker's TTL apart recover a suspect
+// on the next pass even when that pass reads the clock a little sooner
+// after its tick than the one before did.
+func TestRecoverOnTheNextPass(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	now := time.Now()
+	g := &Governor{Store: st, LeaseTTL: 2 * time.Second, Now: func() time.Time { return now }}
+	rec := &store.Session{ID: "vgs_dead", TokenHash: "h", User: "u", Tier: "default", State: store.StateLive, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateSession(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	suspects := map[string]time.Time{}
+	if n, _ := g.recoverPass(ctx, suspects); n != 0 {
+		t.Fatalf("first pass recovered %d", n)
+	}
+	now = now.Add(2*time.Second - 3*time.Millisecond) // the next tick, read 3 ms sooner after it
+	if n, err := g.recoverPass(ctx, suspects); n != 1 || err != nil {
+		t.Fatalf("next pass recovered %d (%v), want the dead session", n, err)
 	}
 }
