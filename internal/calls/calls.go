@@ -31,7 +31,6 @@ const (
 	DefaultAbandonWait = 5 * time.Second
 	maxAnswerBytes     = 256 << 10
 	requestTimeout     = 15 * time.Second
-	readLimit          = 16 << 20
 )
 
 // Calls places and governs WebRTC calls. Its exported fields are set
@@ -266,7 +265,7 @@ func (c *Calls) dialSideband(ctx context.Context, upID string) (*websocket.Conn,
 	if err != nil {
 		return nil, err
 	}
-	conn.SetReadLimit(readLimit)
+	conn.SetReadLimit(relay.DefaultReadLimit) // the sideband carries the same events as a relayed session
 	return conn, nil
 }
 
