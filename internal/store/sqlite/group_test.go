@@ -251,21 +251,23 @@ func TestDurable(t *testing.T) {
 		if err := s.CreateSession(ctx, newSession("vgs_1")); err != nil {
 			t.Fatal(err)
 		}
-		// Several connections at once, so more than one is asked.
-		var wg sync.WaitGroup
+		// Four connections held at once, so four distinct ones are asked.
+		var wg, held sync.WaitGroup
+		held.Add(4)
 		for range 4 {
 			wg.Go(func() {
 				conn, err := s.DB().Conn(ctx)
+				held.Done()
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				defer conn.Close()
+				held.Wait()
 				var got int
 				if err := conn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&got); err != nil || got != tc.want {
 					t.Errorf("durable %v: PRAGMA synchronous = %d, %v; want %d", tc.durable, got, err, tc.want)
 				}
-				time.Sleep(10 * time.Millisecond)
 			})
 		}
 		wg.Wait()
