@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -105,15 +104,13 @@ func (s *session) pin() error {
 // event answering eventID fails. Other events are appended to held (or
 // dropped when held is nil, before session.created).
 func (s *session) readUpstreamUntil(want, eventID string, held *[][]byte) ([]byte, error) {
+	var buf bytes.Buffer
 	for {
-		_, r, err := s.up.c.NextReader()
+		_, frame, err := s.up.read(&buf)
 		if err != nil {
 			return nil, fmt.Errorf("read upstream: %w", err)
 		}
-		data, err := io.ReadAll(r) // kept: held frames outlive the read
-		if err != nil {
-			return nil, fmt.Errorf("read upstream: %w", err)
-		}
+		data := bytes.Clone(frame) // kept: returned and held frames outlive the read
 		s.r.Metrics.frame(dirUpstream, len(data))
 		typ, _ := realtime.UpstreamEventType(data)
 		switch {
